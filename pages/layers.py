@@ -1,0 +1,4 @@
+"""(being written)"""
+import streamlit as st
+
+st.write("…")

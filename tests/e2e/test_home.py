@@ -1,0 +1,32 @@
+"""The home page in a real browser: both languages, the course map, the URL keeps the language."""
+import pytest
+
+from tests.e2e.conftest import screenshot, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+
+def test_home_in_chinese_then_english(page, app_url):
+    page.goto(app_url)
+    wait_for_app(page)
+    page.get_by_text("PyTorch 课堂 · 课程地图").wait_for()
+    page.get_by_text("5×5 输入、3×3 卷积核").first.wait_for()
+    screenshot(page, "home_zh")
+
+    page.get_by_text("English", exact=True).click()
+    page.get_by_text("Torch Classroom · Course map").wait_for()
+    page.wait_for_function("() => location.search.includes('lang=en')")
+    screenshot(page, "home_en")
+
+
+def test_shared_link_opens_in_english(page, app_url):
+    page.goto(f"{app_url}/?lang=en")
+    wait_for_app(page)
+    page.get_by_text("Torch Classroom · Course map").wait_for()
+
+
+def test_sidebar_device_panel(page, app_url):
+    page.goto(f"{app_url}/?lang=en")
+    wait_for_app(page)
+    page.get_by_text("Device:", exact=False).first.click()
+    page.get_by_text("torch.cuda.is_available()", exact=False).first.wait_for()

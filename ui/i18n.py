@@ -1,0 +1,73 @@
+"""Both languages everywhere: `t(key)` looks a string up in the catalogs under ui/locales/.
+
+Each catalog file is `{key: {"zh": ..., "en": ...}}`; one file per page (plus common.json),
+so every page owns its strings. Keys are prefixed by page (`data.title`, `conv.stride`);
+errors raised by dl_core are `error.<code>`. Long prose lives in content/<lang>/<name>.md.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from dl_core.errors import CourseError
+
+LANGS = ("zh", "en")
+LANG_NAMES = {"zh": "中文", "en": "English"}
+LOCALES = Path(__file__).parent / "locales"
+CONTENT = Path(__file__).parents[1] / "content"
+
+
+@functools.cache
+def catalog() -> dict[str, dict[str, str]]:
+    """All catalogs merged; a key defined twice is a bug."""
+    merged: dict[str, dict[str, str]] = {}
+    for path in sorted(LOCALES.glob("*.json")):
+        for key, entry in json.loads(path.read_text(encoding="utf-8")).items():
+            if key in merged:
+                raise KeyError(f"translation key {key!r} defined twice (again in {path.name})")
+            merged[key] = entry
+    return merged
+
+
+def lang() -> str:
+    """The user's language: 'zh' (default) or 'en'."""
+    value = st.session_state.get("lang", "zh")
+    return value if value in LANGS else "zh"
+
+
+def t(key: str, **params: object) -> str:
+    """The string for `key` in the user's language, formatted with `params`."""
+    entry = catalog().get(key)
+    if entry is None:
+        return f"⟦{key}⟧"  # visible, and tests look for it
+    text = entry.get(lang()) or entry.get("en", key)
+    return text.format(**params) if params else text
+
+
+def has(key: str) -> bool:
+    return key in catalog()
+
+
+def error_text(exc: CourseError) -> str:
+    """A dl_core error in the user's language (the English message if no translation exists)."""
+    key = f"error.{exc.code}"
+    if has(key):
+        try:
+            return t(key, **exc.params)
+        except (KeyError, IndexError, ValueError):
+            pass
+    return str(exc)
+
+
+@functools.cache
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def prose(name: str, **params: object) -> str:
+    """Markdown from content/<lang>/<name>.md (long explanations live in files, not code)."""
+    text = _read(CONTENT / lang() / f"{name}.md")
+    return text.format(**params) if params else text

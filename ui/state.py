@@ -1,0 +1,43 @@
+"""The student's workspace in `st.session_state`: never shared between sessions.
+
+Widget keys (`data.batch_size`, ...) vanish when their page is not shown, so what must
+survive a page switch lives under `ws.*` keys, set only through these functions.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from dl_core.checkpoint import Checkpoint
+from dl_core.models import ModelSpec
+
+DATASET = "ws.dataset"  # name of the dataset the student picked (default: Shapes-10)
+SPEC = "ws.spec"  # the ModelSpec built on the builder page
+TRAINED = "ws.trained"  # the current trained/loaded model, as a Checkpoint
+
+DEFAULT_DATASET = "shapes10"
+
+
+def dataset_name() -> str:
+    return st.session_state.get(DATASET, DEFAULT_DATASET)
+
+
+def set_dataset_name(name: str) -> None:
+    st.session_state[DATASET] = name
+
+
+def current_spec() -> ModelSpec | None:
+    """The network from the builder page, or None if the student has not built one yet."""
+    return st.session_state.get(SPEC)
+
+
+def set_spec(spec: ModelSpec) -> None:
+    st.session_state[SPEC] = spec
+
+
+def trained() -> Checkpoint | None:
+    """The session's current trained (or loaded) model."""
+    return st.session_state.get(TRAINED)
+
+
+def set_trained(ckpt: Checkpoint | None) -> None:
+    st.session_state[TRAINED] = ckpt
