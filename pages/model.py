@@ -1,4 +1,489 @@
-"""(being written)"""
+"""Build the network (course steps 7, 12, 15): the Sequential CNN layer by layer, shapes, errors that teach,
+print(model), the course's code, feature maps, and VGG16 with the course's modifications."""
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
-st.write("…")
+from dl_core.codegen.model import model_code, vgg_code
+from dl_core.datasets import DATASETS
+from dl_core.errors import CourseError
+from dl_core.existing import (
+    MODIFICATIONS, freeze_features, load_pretrained, modification_diff, modify, module_tree, pretrained_available,
+    pretrained_path, vgg16,
+)
+from dl_core.models import (
+    LAYER_ARGS, LAYER_KINDS, PRESETS, TORCH_DEFAULTS, LayerSpec, ModelSpec, build_model_seeded, canonical,
+    channel_grid, check_partial, count_parameters, decode_image, fix_spec, image_input, layer_outputs, padding_table,
+    preset, print_model, same_network, summarize,
+)
+from ui import state
+from ui.code import show_code
+from ui.datasets import USER, current_dataset, current_title, user_dataset
+from ui.i18n import error_text, prose, t
+
+ROWS = "model.rows"  # the layers being edited: list of (uid, LayerSpec); uids key the widgets
+NEXT_UID = "model.next_uid"
+BATCH = 64  # the course's torch.ones((64, 3, 32, 32))
+
+# Which arguments the editor shows for each kind, and how (int / float / bool / optional int).
+EDIT_ARGS = {
+    "Conv2d": [("in_channels", "int"), ("out_channels", "int"), ("kernel_size", "int"), ("stride", "int"),
+               ("padding", "int")],
+    "MaxPool2d": [("kernel_size", "int"), ("stride", "opt"), ("padding", "int"), ("ceil_mode", "bool")],
+    "AvgPool2d": [("kernel_size", "int"), ("stride", "opt"), ("padding", "int"), ("ceil_mode", "bool")],
+    "LeakyReLU": [("negative_slope", "float")],
+    "Dropout": [("p", "float")],
+    "BatchNorm2d": [("num_features", "int")],
+    "Linear": [("in_features", "int"), ("out_features", "int")],
+}
+
+
+# ----------------------------------------------------------------------------------------------- input
+def dataset_input() -> tuple[tuple[int, int, int], int, str]:
+    """(C, H, W), number of classes and title of the dataset picked on the data page (metadata only)."""
+    name = state.dataset_name()
+    info = DATASETS.get(name)
+    if info is not None:
+        return info.input_shape, info.num_classes, info.title
+    user = user_dataset() if name == USER else None
+    if user is not None:
+        c, h, w = (int(s) for s in user.test.images.shape[1:])
+        return (c, h, w), len(user.test.classes), current_title()
+    return (3, 32, 32), 10, "CIFAR10"
+
+
+# ----------------------------------------------------------------------------------------------- editor state
+def _new_rows(spec: ModelSpec) -> None:
+    """Replace the edited layers (fresh uids, so every widget starts from the spec's values)."""
+    uid = st.session_state.get(NEXT_UID, 0)
+    st.session_state[ROWS] = [(uid + i, layer) for i, layer in enumerate(spec.layers)]
+    st.session_state[NEXT_UID] = uid + len(spec.layers)
+
+
+def _rows() -> list:
+    return st.session_state[ROWS]
+
+
+def _on_preset(shape: tuple[int, int, int], classes: int) -> None:
+    try:
+        _new_rows(preset(st.session_state["model.preset"], shape[0], classes, shape[1:]))
+    except CourseError as exc:
+        st.session_state["model.flash"] = error_text(exc)
+
+
+def _on_fix(spec: ModelSpec, shape: tuple[int, int, int]) -> None:
+    fixed = fix_spec(spec, shape)
+    if fixed is not None:
+        _new_rows(fixed)
+        st.session_state["model.flash_ok"] = t("model.fixed")
+
+
+def _on_move(uid: int, step: int) -> None:
+    rows = _rows()
+    i = next(k for k, (u, _) in enumerate(rows) if u == uid)
+    j = i + step
+    if 0 <= j < len(rows):
+        rows[i], rows[j] = rows[j], rows[i]
+
+
+def _on_remove(uid: int) -> None:
+    st.session_state[ROWS] = [r for r in _rows() if r[0] != uid]
+
+
+def _on_add(shapes: list[tuple[int, ...]]) -> None:
+    """Insert a layer at the chosen position, with arguments that fit the shape arriving there."""
+    kind = st.session_state["model.add_kind"]
+    rows = _rows()
+    pos = min(max(int(st.session_state.get("model.add_pos") or len(rows)), 0), len(rows))
+    args = {k: v for k, v in LAYER_ARGS[kind].items()}
+    arriving = shapes[pos] if pos < len(shapes) else None
+    if arriving is not None:
+        if len(arriving) == 3 and kind == "Conv2d":
+            args["in_channels"] = arriving[0]
+        elif len(arriving) == 3 and kind == "BatchNorm2d":
+            args["num_features"] = arriving[0]
+        elif len(arriving) == 1 and kind == "Linear":
+            args["in_features"] = arriving[0]
+    named = bool(rows) and all(layer.name for _, layer in rows)
+    name = None
+    if named:
+        taken = {layer.name for _, layer in rows}
+        n = 1
+        while f"{kind.lower()}{n}" in taken:
+            n += 1
+        name = f"{kind.lower()}{n}"
+    uid = st.session_state.get(NEXT_UID, 0)
+    st.session_state[NEXT_UID] = uid + 1
+    rows.insert(pos, (uid, LayerSpec(kind, args, name)))
+
+
+def _on_keep(spec: ModelSpec) -> None:
+    _new_rows(spec)
+
+
+def _on_discard(spec: ModelSpec) -> None:
+    state.set_spec(spec)
+    state.set_trained(None)
+    st.session_state["model.flash_ok"] = t("model.trained_discarded")
+
+
+# ----------------------------------------------------------------------------------------------- editor widgets
+def _arg_widget(col, uid: int, kind: str, arg: str, how: str, value):
+    key = f"model.l{uid}.{kind}.{arg}"
+    label = t(f"model.arg.{arg}")
+    if how == "bool":
+        return col.checkbox(label, value=bool(value), key=key)
+    if how == "float":
+        return col.number_input(label, value=float(value), step=0.05, format="%.2f", key=key)
+    if how == "opt":
+        return col.number_input(label, value=None if value is None else int(value), step=1, key=key,
+                                placeholder=t("model.arg.stride_default"))
+    shown = int(value) if isinstance(value, int) and not isinstance(value, bool) else 1
+    return col.number_input(label, value=shown, step=1, key=key)
+
+
+def layer_editor() -> tuple[ModelSpec, dict[int, object]]:
+    """One compact row per layer; returns the edited spec and a label slot per layer (filled after checking)."""
+    rows = _rows()
+    edited = []
+    slots = {}
+    for i, (uid, layer) in enumerate(rows):
+        with st.container(border=True, key=f"model.row{uid}"):
+            cols = st.columns([0.5, 1.4, 1, 1, 1, 1, 1, 1.0], vertical_alignment="bottom")
+            slots[i] = cols[0].empty()
+            kinds = list(LAYER_KINDS)
+            kind = cols[1].selectbox(t("model.layer_type"), kinds, index=kinds.index(layer.kind)
+                                     if layer.kind in kinds else 0, key=f"model.l{uid}.kind")
+            args = dict(layer.args) if kind == layer.kind else dict(LAYER_ARGS[kind])
+            fields = EDIT_ARGS.get(kind, [])
+            for col, (arg, how) in zip(cols[2:7], fields):
+                # an argument left out means torch's default (Conv2d padding 0), not the builder's starting value
+                shown = args[arg] if arg in args else TORCH_DEFAULTS.get(kind, {}).get(arg, LAYER_ARGS[kind].get(arg))
+                args[arg] = _arg_widget(col, uid, kind, arg, how, shown)
+            if not fields:
+                cols[2].caption(t("model.no_args"))
+            with cols[7].container(horizontal=True, gap=None, horizontal_alignment="right"):
+                st.button("↑", key=f"model.l{uid}.up", on_click=_on_move, args=(uid, -1), disabled=i == 0,
+                          help=t("model.move_up"), type="tertiary")
+                st.button("↓", key=f"model.l{uid}.down", on_click=_on_move, args=(uid, 1),
+                          disabled=i == len(rows) - 1, help=t("model.move_down"), type="tertiary")
+                st.button("✕", key=f"model.l{uid}.remove", on_click=_on_remove, args=(uid,),
+                          help=t("model.remove"), type="tertiary")
+        edited.append((uid, LayerSpec(kind, args, layer.name)))
+    st.session_state[ROWS] = edited
+    return canonical(ModelSpec(tuple(layer for _, layer in edited))), slots
+
+
+# ----------------------------------------------------------------------------------------------- pictures
+def volume_figure(input_shape: tuple[int, int, int], rows) -> go.Figure:
+    """Each tensor as a box: height ∝ H (log), depth ∝ channels (log); flat vectors as thin bars.
+
+    One trace per colour (polygons separated by NaN) keeps the figure cheap to build and send.
+    """
+    shapes = [("input", "", tuple(input_shape))] + [(r.name, r.kind, r.output_shape) for r in rows]
+    groups = {"input": ([], [], []), "map": ([], [], []), "flat": ([], [], [])}
+    colors = {"input": "rgba(127,127,127,0.55)", "map": "rgba(31,119,180,0.55)", "flat": "rgba(214,39,40,0.55)"}
+    annotations = []
+    x = top = 0.0
+    for i, (name, kind, shape) in enumerate(shapes):
+        if len(shape) == 3:
+            c, h, w = shape
+            height = 1 + np.log2(max(h, 1))
+            width = 0.4 + 0.25 * np.log2(max(w, 1))
+            depth = 0.3 + 0.45 * np.log2(max(c, 1))
+            group = "map" if i else "input"
+        else:
+            height, width, depth, group = 1 + np.log2(max(shape[0], 1)), 0.35, 0.0, "flat"
+        dx, dy = depth * 0.5, depth * 0.35
+        title = t("model.picture_input") if i == 0 else f"({name}) {kind}"
+        hover = f"{title}<br>[{', '.join(str(s) for s in (BATCH, *shape))}]"
+        faces = [([x, x + width, x + width, x, x], [0, 0, height, height, 0])]
+        if depth:
+            faces += [([x, x + dx, x + width + dx, x + width, x], [height, height + dy, height + dy, height, height]),
+                      ([x + width, x + width + dx, x + width + dx, x + width, x + width], [0, dy, height + dy, height, 0])]
+        xs, ys, texts = groups[group]
+        for fx, fy in faces:
+            xs += fx + [np.nan]
+            ys += fy + [np.nan]
+            texts += [hover] * 6
+        annotations.append(dict(x=x + width / 2, y=-0.4, text=f"{title}<br><b>{'×'.join(map(str, shape))}</b>",
+                                showarrow=False, font=dict(size=10), yanchor="top"))
+        top = max(top, height + dy)
+        x += width + dx + (1.4 if group == "flat" else 0.9)  # flat bars are thin: room for their labels
+    traces = [go.Scatter(x=np.array(xs, dtype=float), y=np.array(ys, dtype=float), fill="toself", mode="lines",
+                         fillcolor=colors[g], line=dict(color="rgba(40,40,40,0.8)", width=1), hoverinfo="text",
+                         text=texts, showlegend=False)
+              for g, (xs, ys, texts) in groups.items() if xs]
+    layout = go.Layout(height=300, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="rgba(0,0,0,0)",
+                       xaxis=dict(visible=False), yaxis=dict(visible=False, range=[-2.2, top + 0.5]),
+                       annotations=annotations)
+    return go.Figure(data=traces, layout=layout)
+
+
+def summary_table(rows) -> dict:
+    return {
+        "#": [f"({r.name})" for r in rows],
+        t("model.col_type"): [r.kind for r in rows],
+        t("model.col_shape"): ["[" + ", ".join(str(s) for s in (BATCH, *r.output_shape)) + "]" for r in rows],
+        t("model.col_params"): [f"{r.params:,}" for r in rows],
+        t("model.col_macs"): [f"{r.macs:,}" for r in rows],
+        t("model.col_formula"): [r.formula for r in rows],
+    }
+
+
+# ----------------------------------------------------------------------------------------------- VGG16 (cached: read-only)
+@st.cache_resource(show_spinner=False)
+def _vgg_tree():
+    return module_tree(vgg16())
+
+
+@st.cache_resource(show_spinner=False)
+def _vgg_diff(name: str):
+    return modification_diff(name)
+
+
+@st.cache_resource(show_spinner=False, max_entries=1)
+def _vgg_pretrained():
+    return load_pretrained()  # 528 MB, read-only, shared: loaded once per server, never downloaded
+
+
+@st.cache_resource(show_spinner=False)
+def _vgg_freeze(name: str):
+    return freeze_features(modify(vgg16(), name))
+
+
+# ================================================================================================ the page
+input_shape, num_classes, dataset_title = dataset_input()
+c_in, h_in, w_in = input_shape
+
+st.title(t("model.title"))
+st.markdown(prose("model_intro"))
+st.info(t("model.input", dataset=dataset_title, c=c_in, h=h_in, w=w_in, classes=num_classes),
+        icon=":material/photo_library:")
+
+if ROWS not in st.session_state:
+    start = state.current_spec()
+    if start is None and state.trained() is not None:
+        start = state.trained().spec  # a loaded model is the starting point, not a preset that would replace it
+    if start is None:
+        try:
+            start = preset("course", c_in, num_classes, (h_in, w_in))
+        except CourseError:
+            start = preset("linear", c_in, num_classes, (h_in, w_in))
+    _new_rows(start)
+
+for flash, show in (("model.flash", st.error), ("model.flash_ok", st.success)):
+    if flash in st.session_state:
+        show(st.session_state.pop(flash))
+
+SECTIONS = ("build", "code", "maps", "vgg")
+# only the chosen section runs: VGG16 and the feature maps cost nothing while the student edits layers
+section = st.segmented_control(t("model.section"), SECTIONS, default="build", required=True,
+                               format_func={k: t(f"model.tab_{k}") for k in SECTIONS}.get, key="model.section",
+                               label_visibility="collapsed") or "build"
+
+if section == "build":
+    pcol, bcol, _ = st.columns([2, 1, 2], vertical_alignment="bottom")
+    pcol.selectbox(t("model.preset"), PRESETS, format_func={p: t(f"model.preset.{p}") for p in PRESETS}.get,
+                   key="model.preset")
+    bcol.button(t("model.load_preset"), key="model.load_preset", on_click=_on_preset,
+                args=(input_shape, num_classes), icon=":material/restart_alt:")
+
+    st.subheader(t("model.layers"))
+    draft, slots = layer_editor()
+    rows_ok, problem = check_partial(draft, input_shape)
+    shapes_at = [tuple(input_shape)] + [r.output_shape for r in rows_ok]
+
+    with st.container(border=True):
+        acol, pos_col, add_col, _ = st.columns([1.5, 1, 1, 2], vertical_alignment="bottom")
+        acol.selectbox(t("model.add_kind"), LAYER_KINDS, key="model.add_kind")
+        pos_col.number_input(t("model.add_pos"), min_value=0, max_value=len(draft.layers), value=len(draft.layers),
+                             step=1, key="model.add_pos")
+        add_col.button(t("model.add"), key="model.add", on_click=_on_add, args=(shapes_at,), icon=":material/add:")
+
+    # label each row: its index as print(model) shows it, red where the network breaks
+    bad_index = problem.params.get("index") if problem is not None else None
+    names = [layer.name or str(i) for i, layer in enumerate(draft.layers)] if draft.layers and all(
+        layer.name for layer in draft.layers) else [str(i) for i in range(len(draft.layers))]
+    for i, slot in slots.items():
+        slot.markdown(f":red[**({names[i]}) ⚠**]" if i == bad_index else f"**({names[i]})**")
+
+    if problem is None:
+        summary = summarize(draft, input_shape)
+        current, ckpt = state.current_spec(), state.trained()
+        if not same_network(draft, current):
+            if ckpt is not None and not same_network(ckpt.spec, draft):
+                st.warning(t("model.trained_warning"), icon=":material/warning:")
+                k1, k2, _ = st.columns([1.3, 1, 2])
+                k1.button(t("model.discard"), key="model.discard", on_click=_on_discard, args=(draft,),
+                          type="primary")
+                k2.button(t("model.keep"), key="model.keep", on_click=_on_keep,
+                          args=(current if current is not None else ckpt.spec,))
+            else:
+                state.set_spec(draft)
+        st.success(t("model.valid", params=f"{summary.total_params:,}",
+                     shape="[" + ", ".join(str(s) for s in (BATCH, *summary.output_shape)) + "]"),
+                   icon=":material/check_circle:")
+        m1, m2, m3, m4 = st.columns(4)
+        m1.metric(t("model.total_params"), f"{summary.total_params:,}")
+        m2.metric(t("model.trainable"), f"{summary.trainable_params:,}")
+        m3.metric(t("model.size_mb"), f"{summary.size_mb:.2f} MB")
+        m4.metric(t("model.macs"), f"{summary.total_macs / 1e6:.2f} M")
+        if summary.output_shape != (num_classes,):
+            st.warning(t("model.classes_mismatch", out="×".join(map(str, summary.output_shape)), classes=num_classes),
+                       icon=":material/info:")
+        shown_rows = summary.rows
+    else:
+        st.error(error_text(problem), icon=":material/error:")
+        fixed = fix_spec(draft, input_shape)
+        if fixed is not None:
+            st.button(t("model.fix"), key="model.fix", on_click=_on_fix, args=(draft, input_shape), type="primary",
+                      icon=":material/build:")
+        else:
+            st.caption(t("model.no_fix"))
+        if state.current_spec() is not None:
+            st.caption(t("model.kept_last"))
+        shown_rows = rows_ok
+
+    if shown_rows:
+        st.subheader(t("model.table"))
+        st.dataframe(summary_table(shown_rows), hide_index=True, width="stretch", key="model.table")
+        st.plotly_chart(volume_figure(input_shape, shown_rows), key="model.volumes",
+                        config={"displayModeBar": False})
+        st.caption(t("model.picture_caption"))
+
+    st.subheader(t("model.padding_title"))
+    st.markdown(prose("model_padding"))
+    st.latex(r"H_{out} = \left\lfloor \frac{H_{in} + 2\,p - d\,(k-1) - 1}{s} \right\rfloor + 1")
+    q1, q2, q3 = st.columns(3)
+    pad_h = q1.number_input("H_in", min_value=1, max_value=512, value=h_in, step=1, key="model.pad_h")
+    pad_k = q2.number_input(t("model.arg.kernel_size"), min_value=1, max_value=15, value=5, step=1, key="model.pad_k")
+    pad_s = q3.number_input(t("model.arg.stride"), min_value=1, max_value=8, value=1, step=1, key="model.pad_s")
+    table = padding_table(int(pad_h), int(pad_k), int(pad_s))
+    st.dataframe({"padding": [p for p, _, _ in table], "H_out": [o for _, o, _ in table],
+                  t("model.col_formula"): [f for _, _, f in table]}, hide_index=True, key="model.pad_table")
+    same = [p for p, o, _ in table if o == pad_h]
+    if same:
+        st.markdown(t("model.pad_same", h=int(pad_h), k=int(pad_k), p=same[0]))
+    else:
+        st.markdown(t("model.pad_none", h=int(pad_h), k=int(pad_k), s=int(pad_s)))
+
+spec = state.current_spec()
+if section == "code":
+    if spec is None:
+        st.info(t("model.no_valid"))
+    else:
+        st.markdown(t("model.print_intro"))
+        st.code(print_model(spec), language="text")
+        st.markdown(t("model.code_intro", c=c_in, h=h_in, w=w_in))
+        ordered = st.toggle(t("model.ordered"), key="model.ordered")
+        show_code(model_code(spec, input_shape, ordered=ordered), key="model.code", filename="model.py",
+                  expanded=True)
+
+if section == "maps":
+    st.markdown(prose("model_maps"))
+    if spec is None:
+        st.info(t("model.no_valid"))
+    else:
+        ckpt = state.trained()
+        usable = ckpt is not None and same_network(ckpt.spec, spec) and ckpt.input_shape == tuple(input_shape)
+        weights = st.radio(t("model.maps_weights"), ["untrained", "trained"] if usable else ["untrained"],
+                           format_func={w: t(f"model.maps_{w}") for w in ("untrained", "trained")}.get,
+                           key="model.maps_weights", horizontal=True)
+        if not usable:
+            st.caption(t("model.maps_no_trained"))
+        source = st.radio(t("model.maps_source"), ["sample", "upload"],
+                          format_func={s: t(f"model.maps_{s}") for s in ("sample", "upload")}.get,
+                          key="model.maps_source", horizontal=True)
+        image, classes = None, None
+        if source == "upload":
+            up = st.file_uploader(t("model.maps_upload"), type=["png", "jpg", "jpeg", "bmp", "webp"],
+                                  key="model.maps_file")
+            if up is not None:
+                try:
+                    image = decode_image(up.getvalue(), c_in, (h_in, w_in))
+                except CourseError as exc:
+                    st.error(error_text(exc), icon=":material/error:")
+        elif st.toggle(t("model.maps_load"), key="model.maps_on"):
+            test_set = current_dataset(train=False)
+            if test_set is not None:
+                index = st.number_input(t("model.maps_index"), min_value=0, max_value=len(test_set) - 1, value=0,
+                                        step=1, key="model.maps_index")
+                image, classes = test_set.images[int(index)], list(test_set.classes)
+                st.caption(t("model.maps_label", label=test_set.classes[int(test_set.targets[int(index)])]))
+        if image is not None:
+            try:
+                if weights == "trained" and usable:
+                    outs = layer_outputs(ckpt.build(), image_input(image, ckpt.preprocessing))
+                else:
+                    outs = layer_outputs(build_model_seeded(spec, 0), image_input(image))
+            except CourseError as exc:
+                st.error(error_text(exc), icon=":material/error:")
+                outs = []
+            st.image(image.permute(1, 2, 0).numpy() if c_in == 3 else image[0].numpy(), width=96,
+                     caption=t("model.picture_input"))
+            max_ch = st.slider(t("model.maps_channels"), 4, 32, 8, step=4, key="model.maps_channels")
+            maps_box = st.container(key="model.maps_out")
+            for name, kind, out in outs:
+                shape = "×".join(map(str, out.shape))
+                if out.dim() == 3:
+                    maps_box.markdown(f"**({name}) {kind}** → `{shape}`")
+                    grid = channel_grid(out, max_channels=int(max_ch)).numpy()
+                    maps_box.image(list(grid), width=56, caption=[f"{k}" for k in range(grid.shape[0])])
+                elif out.numel() <= 64:
+                    maps_box.markdown(f"**({name}) {kind}** → `{shape}`")
+                    vals = out.numpy()
+                    if weights == "trained" and usable:
+                        classes = list(ckpt.classes)
+                    ticks = classes if classes is not None and len(classes) == vals.size else np.arange(vals.size)
+                    fig = go.Figure(go.Bar(x=ticks, y=vals, marker_color="#1f77b4"))
+                    fig.update_layout(height=180, margin=dict(l=10, r=10, t=10, b=20))
+                    maps_box.plotly_chart(fig, key=f"model.maps_bar{name}", config={"displayModeBar": False})
+                else:
+                    maps_box.markdown(f"**({name}) {kind}** → `{shape}` · {t('model.maps_flat')}")
+
+if section == "vgg":
+    st.markdown(prose("model_vgg"))
+    tree = _vgg_tree()
+    st.metric(t("model.vgg_total"), f"{tree.params:,}")
+    for child in tree.children:
+        with st.expander(f"({child.name}) {child.kind} · {child.params:,} {t('model.params_word')}"):
+            if child.children:
+                st.dataframe({"#": [f"({g.name})" for g in child.children],
+                              t("model.col_type"): [f"{g.kind}({g.line})" for g in child.children],
+                              t("model.col_params"): [f"{g.params:,}" for g in child.children]},
+                             hide_index=True, width="stretch", key=f"model.vgg_{child.name}")
+            else:
+                st.code(f"{child.kind}({child.line})", language="text")
+    st.subheader(t("model.vgg_modify"))
+    mod = st.radio(t("model.vgg_which"), MODIFICATIONS, format_func={m: t(f"model.vgg_{m}") for m in MODIFICATIONS}.get,
+                   key="model.vgg_mod")
+    diff = _vgg_diff(mod)
+    st.code(diff.code, language="python")
+    d1, d2, d3 = st.columns(3)
+    d1.metric(t("model.vgg_before"), f"{diff.params_before:,}")
+    d2.metric(t("model.vgg_after"), f"{diff.params_after:,}", delta=f"{diff.params_change:+,}")
+    d3.metric(t("model.vgg_output"), str(list(diff.output_after)))
+    d3.caption(t("model.vgg_output_before", shape=str(list(diff.output_before))))
+    if diff.output_after == diff.output_before:
+        st.warning(t("model.vgg_not_called"), icon=":material/info:")
+    st.code("\n".join(diff.diff), language="diff")
+    freeze = st.toggle(t("model.vgg_freeze"), key="model.vgg_freeze")
+    if freeze:
+        fr = _vgg_freeze(mod)
+        f1, f2, f3 = st.columns(3)
+        f1.metric(t("model.vgg_total"), f"{fr.total:,}")
+        f2.metric(t("model.vgg_frozen"), f"{fr.frozen:,}")
+        f3.metric(t("model.trainable"), f"{fr.trainable:,}")
+    if pretrained_available():
+        st.success(t("model.vgg_weights_found", path=str(pretrained_path())), icon=":material/check_circle:")
+        if st.button(t("model.vgg_load_weights"), key="model.vgg_load"):
+            try:
+                loaded = _vgg_pretrained()
+                st.success(t("model.vgg_weights_loaded", params=f"{count_parameters(loaded):,}"))
+            except CourseError as exc:
+                st.error(error_text(exc), icon=":material/error:")
+    else:
+        st.info(t("model.vgg_weights_missing", path=str(pretrained_path())), icon=":material/cloud_off:")
+    show_code(vgg_code(mod, freeze=freeze, pretrained=pretrained_available()), key="model.vgg_code",
+              filename="vgg16.py")

@@ -1,0 +1,94 @@
+"""Code for the builder page: the current network as the course writes it (class Tudui), and VGG16's changes."""
+from __future__ import annotations
+
+from typing import Any
+
+from dl_core.existing import MODIFICATION_CODE, MODIFICATIONS
+from dl_core.models import LayerSpec, ModelSpec
+
+# Arguments the course passes by position (nn.Conv2d(3, 32, 5, padding=2), nn.Linear(1024, 64), nn.MaxPool2d(2)).
+_POSITIONAL = {
+    "Conv2d": ("in_channels", "out_channels", "kernel_size"),
+    "Linear": ("in_features", "out_features"),
+    "MaxPool2d": ("kernel_size",),
+    "AvgPool2d": ("kernel_size",),
+    "BatchNorm2d": ("num_features",),
+}
+# Defaults torch itself uses: an argument equal to these is left out, as the course does.
+_TORCH_DEFAULTS: dict[str, Any] = {"stride": 1, "padding": 0, "ceil_mode": False, "dilation": 1,
+                                   "negative_slope": 0.01, "p": 0.5, "inplace": False, "bias": True, "groups": 1}
+
+
+def layer_code(layer: LayerSpec) -> str:
+    """`nn.Conv2d(3, 32, 5, padding=2)`: positional where the course writes them, defaults left out."""
+    args = dict(layer.args)
+    positional = [repr(args.pop(a)) for a in _POSITIONAL.get(layer.kind, ()) if a in args]
+    keywords = []
+    for key, value in args.items():
+        if value is None and key == "stride":
+            continue  # pooling: stride defaults to kernel_size
+        if key in _TORCH_DEFAULTS and value == _TORCH_DEFAULTS[key] and type(value) is type(_TORCH_DEFAULTS[key]):
+            continue
+        keywords.append(f"{key}={value!r}")
+    return f"nn.{layer.kind}({', '.join(positional + keywords)})"
+
+
+def model_code(spec: ModelSpec, input_shape: tuple[int, int, int] = (3, 32, 32), ordered: bool = False,
+               batch_size: int = 64) -> str:
+    """The course's model.py: `class Tudui(nn.Module)` with `self.model = nn.Sequential(...)`, and the
+    `torch.ones((64, C, H, W))` check printing the output shape and the parameter count.
+
+    `ordered=True` writes note 003's `nn.Sequential(OrderedDict([('conv1', ...), ...]))` form.
+    """
+    c, h, w = input_shape
+    if ordered:
+        names = [layer.name or f"layer{i}" for i, layer in enumerate(spec.layers)]
+        body = "\n".join(f"            ({name!r}, {layer_code(layer)})," for name, layer in zip(names, spec.layers))
+        seq = f"nn.Sequential(OrderedDict([\n{body}\n        ]))"
+        header = "from collections import OrderedDict\n\nimport torch\nfrom torch import nn\n"
+    else:
+        body = "\n".join(f"            {layer_code(layer)}," for layer in spec.layers)
+        seq = f"nn.Sequential(\n{body}\n        )"
+        header = "import torch\nfrom torch import nn\n"
+    return f'''{header}
+
+class Tudui(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = {seq}
+
+    def forward(self, x):
+        x = self.model(x)
+        return x
+
+
+if __name__ == "__main__":
+    tudui = Tudui()
+    print(tudui)
+    input = torch.ones(({batch_size}, {c}, {h}, {w}))
+    output = tudui(input)
+    print(output.shape)
+    print(sum(p.numel() for p in tudui.parameters()))
+'''
+
+
+def vgg_code(modification: str | None = None, freeze: bool = False, pretrained: bool = False) -> str:
+    """Course step 15: load VGG16, optionally modify it for CIFAR10's 10 classes and freeze `features`."""
+    lines = ["import torchvision", "from torch import nn", ""]
+    if pretrained:
+        lines += ["from torchvision.models import VGG16_Weights", "",
+                  "# needs the weights file in the torch cache (or an internet connection to download it)",
+                  "vgg16 = torchvision.models.vgg16(weights=VGG16_Weights.IMAGENET1K_V1)"]
+    else:
+        lines += ["vgg16 = torchvision.models.vgg16(weights=None)"]
+    if modification is not None:
+        if modification not in MODIFICATIONS:
+            raise ValueError(f"unknown modification {modification!r}")
+        lines.append(MODIFICATION_CODE[modification])
+    if freeze:
+        lines += ["", "for param in vgg16.features.parameters():", "    param.requires_grad = False"]
+    lines += ["", "print(vgg16)",
+              "print(sum(p.numel() for p in vgg16.parameters()))",
+              "print(sum(p.numel() for p in vgg16.parameters() if p.requires_grad))", ""]
+    return "\n".join(lines)
+

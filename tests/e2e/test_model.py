@@ -1,0 +1,74 @@
+"""The builder page in a real browser: build, break and fix the course network, in both languages."""
+import pytest
+
+from tests.e2e.conftest import screenshot, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+CASES = {
+    "en": ("?lang=en", "Build the network", "Every shape fits", "Linear expects in_features = 1024 = 64×4×4, got 4096"),
+    "zh": ("", "搭建网络", "形状全部对得上", "需要 in_features = 1024 = 64×4×4，但现在是 4096"),
+}
+
+
+def open_builder(page, app_url, query: str, link: str) -> None:
+    """Start at the course map (the router sets the language), then follow the sidebar link."""
+    page.goto(f"{app_url}/{query}")
+    wait_for_app(page)
+    page.get_by_role("link", name=link).first.click()
+    page.wait_for_url("**/model**")
+    wait_for_app(page)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_build_break_and_fix_the_course_network(page, app_url, lang):
+    query, link, ok, broken = CASES[lang]
+    open_builder(page, app_url, query, link)
+    page.get_by_text(ok).first.wait_for()
+    page.get_by_text("145,578").first.wait_for()
+    screenshot(page, f"model_build_{lang}")
+
+    # layer (7) is Linear(1024, 64): type the classic wrong value
+    box = page.locator("[class*='-Linear-in_features'] input").first
+    box.fill("4096")
+    box.press("Enter")
+    wait_for_app(page)
+    page.get_by_text(broken).first.wait_for()
+    page.get_by_text(broken).first.scroll_into_view_if_needed()
+    screenshot(page, f"model_broken_{lang}")
+
+    page.locator(".st-key-model-fix button").click()
+    wait_for_app(page)
+    page.get_by_text(ok).first.wait_for()
+    assert page.get_by_text(broken).count() == 0
+    assert page.locator("[class*='-Linear-in_features'] input").first.input_value() == "1024"
+    screenshot(page, f"model_fixed_{lang}")
+    page.locator(".st-key-model-volumes").scroll_into_view_if_needed()
+    page.locator(".st-key-model-volumes .main-svg").first.wait_for()
+    screenshot(page, f"model_volumes_{lang}")
+
+
+def test_vgg_tab_and_code_tab(page, app_url):
+    open_builder(page, app_url, "?lang=en", "Build the network")
+    page.get_by_text("print(model) & code", exact=True).click()
+    page.get_by_text("class Tudui(nn.Module):").first.wait_for()
+    screenshot(page, "model_code_en")
+    page.get_by_text("Existing models: VGG16", exact=True).click()
+    page.get_by_text("138,357,544").first.wait_for()
+    page.get_by_text("vgg16.classifier[6] = ...").click()
+    wait_for_app(page)
+    page.get_by_text("134,301,514").first.wait_for()
+    screenshot(page, "model_vgg_en")
+
+
+def test_feature_maps_of_a_test_sample(page, app_url):
+    open_builder(page, app_url, "?lang=en", "Build the network")
+    page.get_by_text("Feature maps", exact=True).click()
+    page.get_by_text("Read the test set and show the feature maps").click()
+    wait_for_app(page)
+    maps = page.locator(".st-key-model-maps_out")
+    maps.get_by_text("(0) Conv2d").wait_for(timeout=120_000)
+    from playwright.sync_api import expect
+    expect(maps.locator("img")).to_have_count(8 * 6)  # 8 channels for each of the six conv/pool layers
+    maps.scroll_into_view_if_needed()
+    screenshot(page, "model_maps_en")

@@ -1,0 +1,250 @@
+"""AppTest of the builder page: build, break and fix the course network, in both languages."""
+from __future__ import annotations
+
+from dl_core.checkpoint import Checkpoint
+from dl_core.models import build_model, course_cnn, preset
+from tests.conftest import assert_clean, new_app
+
+PAGE = "pages/model.py"
+
+
+def _uid(at, index: int) -> int:
+    return at.session_state["model.rows"][index][0]
+
+
+def _texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_course_network_is_the_default_and_the_current_model(lang):
+    at = new_app(lang, PAGE)
+    assert_clean(at)
+    assert not at.error
+    assert "145,578" in _texts(at.success) and "[64, 10]" in _texts(at.success)
+    assert at.session_state["ws.spec"] == course_cnn()
+    at.segmented_control(key="model.section").set_value("code").run()
+    assert_clean(at)
+    assert "Linear(in_features=1024, out_features=64, bias=True)" in _texts(at.code)
+    assert any("class Tudui(nn.Module):" in str(c.value) and "torch.ones((64, 3, 32, 32))" in str(c.value)
+               for c in at.code)
+
+
+def test_break_linear_in_features_and_fix(lang):
+    at = new_app(lang, PAGE)
+    at.number_input(key=f"model.l{_uid(at, 7)}.Linear.in_features").set_value(4096).run()
+    assert_clean(at)
+    message = _texts(at.error)
+    assert "(7)" in message and "1024 = 64×4×4" in message and "4096" in message
+    if lang == "en":
+        assert "Linear expects in_features = 1024 = 64×4×4, got 4096" in message
+    assert at.session_state["ws.spec"] == course_cnn()  # the last valid network is kept
+    at.button(key="model.fix").click().run()
+    assert_clean(at)
+    assert not at.error
+    assert at.session_state["ws.spec"] == course_cnn()
+    assert "145,578" in _texts(at.success)
+
+
+def test_remove_flatten_then_fix_inserts_it(lang):
+    at = new_app(lang, PAGE)
+    at.button(key=f"model.l{_uid(at, 6)}.remove").click().run()
+    assert_clean(at)
+    assert "Flatten()" in _texts(at.error) and "64×4×4" in _texts(at.error)
+    at.button(key="model.fix").click().run()
+    assert not at.error
+    assert at.session_state["ws.spec"] == course_cnn()
+
+
+def test_bad_value_and_kernel_too_big_have_no_automatic_fix(lang):
+    at = new_app(lang, PAGE)
+    at.number_input(key=f"model.l{_uid(at, 2)}.Conv2d.out_channels").set_value(0).run()
+    assert_clean(at)
+    assert "out_channels" in _texts(at.error) and "(2)" in _texts(at.error)
+    assert not [b for b in at.button if b.key == "model.fix"]
+    at.number_input(key=f"model.l{_uid(at, 2)}.Conv2d.out_channels").set_value(32).run()
+    assert not at.error
+    at.number_input(key=f"model.l{_uid(at, 4)}.Conv2d.kernel_size").set_value(40).run()
+    assert_clean(at)
+    assert "(4)" in _texts(at.error)
+    assert at.session_state["ws.spec"] == course_cnn()
+
+
+def test_reorder_add_and_remove_layers(lang):
+    at = new_app(lang, PAGE)
+    at.selectbox(key="model.add_kind").set_value("ReLU")
+    at.number_input(key="model.add_pos").set_value(1)
+    at.button(key="model.add").click().run()
+    assert_clean(at)
+    assert [layer.kind for _, layer in at.session_state["model.rows"]][:3] == ["Conv2d", "ReLU", "MaxPool2d"]
+    assert at.session_state["ws.spec"].layers[1].kind == "ReLU"
+    at.button(key=f"model.l{_uid(at, 1)}.down").click().run()
+    assert [layer.kind for _, layer in at.session_state["model.rows"]][:3] == ["Conv2d", "MaxPool2d", "ReLU"]
+    at.button(key=f"model.l{_uid(at, 2)}.remove").click().run()
+    assert at.session_state["ws.spec"] == course_cnn()
+    # a new Linear after Flatten gets the in_features arriving there
+    at.selectbox(key="model.add_kind").set_value("Linear")
+    at.number_input(key="model.add_pos").set_value(7)
+    at.button(key="model.add").click().run()
+    assert at.session_state["model.rows"][7][1].args["in_features"] == 1024
+
+
+def test_preset_follows_the_dataset(lang):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["lang"] = lang
+    at.session_state["ws.dataset"] = "mnist"
+    at.run()
+    at.switch_page(PAGE).run()
+    assert_clean(at)
+    assert at.session_state["ws.spec"] == preset("course", 1, 10, (28, 28))
+    at.selectbox(key="model.preset").set_value("course_odict")
+    at.button(key="model.load_preset").click().run()
+    assert_clean(at)
+    spec = at.session_state["ws.spec"]
+    assert spec.layers[0].name == "conv1" and spec.layers[7].args["in_features"] == 576
+    at.segmented_control(key="model.section").set_value("code").run()
+    assert "(full_connect1): Linear(in_features=576, out_features=128, bias=True)" in _texts(at.code)
+
+
+def test_changing_a_trained_model_asks_first(lang):
+    at = new_app(lang, PAGE)
+    model = build_model(course_cnn())
+    at.session_state["ws.trained"] = Checkpoint(spec=course_cnn(), state_dict=model.state_dict(), classes=list("0123456789"))
+    at.number_input(key=f"model.l{_uid(at, 0)}.Conv2d.out_channels").set_value(16)
+    at.number_input(key=f"model.l{_uid(at, 2)}.Conv2d.in_channels").set_value(16).run()
+    assert_clean(at)
+    assert at.warning and at.session_state["ws.spec"] == course_cnn()
+    at.button(key="model.keep").click().run()
+    assert at.session_state["ws.trained"] is not None
+    assert at.session_state["model.rows"][0][1].args["out_channels"] == 32
+    at.number_input(key=f"model.l{_uid(at, 8)}.Linear.out_features").set_value(5).run()
+    at.button(key="model.discard").click().run()
+    assert_clean(at)
+    assert at.session_state["ws.trained"] is None
+    assert at.session_state["ws.spec"].layers[8].args["out_features"] == 5
+
+
+def test_vgg_modifications_and_freezing(lang):
+    at = new_app(lang, PAGE)
+    at.segmented_control(key="model.section").set_value("vgg").run()
+    metrics = {m.value for m in at.metric}
+    assert "138,357,544" in metrics
+    at.radio(key="model.vgg_mod").set_value("classifier_replace").run()
+    assert "134,301,514" in {m.value for m in at.metric}
+    at.toggle(key="model.vgg_freeze").set_value(True).run()
+    assert_clean(at)
+    assert {"14,714,688", "119,586,826"} <= {m.value for m in at.metric}
+    assert "vgg16.classifier[6] = nn.Linear(4096, 10)" in _texts(at.code)
+    assert at.info  # offline: no pretrained weights on this machine, said clearly
+
+
+def test_code_section_ordered_form(lang):
+    at = new_app(lang, PAGE)
+    at.segmented_control(key="model.section").set_value("code").run()
+    at.toggle(key="model.ordered").set_value(True).run()
+    assert_clean(at)
+    code = _texts(at.code)
+    assert "nn.Sequential(OrderedDict([" in code and "('layer0', nn.Conv2d(3, 32, 5, padding=2))," in code
+
+
+def test_feature_maps_of_a_test_sample(lang):
+    at = new_app(lang, PAGE)
+    at.segmented_control(key="model.section").set_value("maps").run()
+    assert_clean(at)
+    at.toggle(key="model.maps_on").set_value(True).run()
+    assert_clean(at)
+    assert not at.error
+    # input picture + 8 channels for each conv/pool layer + the 10 outputs as a bar chart
+    assert len(at.get("image")) == 7
+    assert any("(8) Linear" in str(m.value) for m in at.markdown)
+
+
+def test_a_loaded_model_is_the_starting_point(lang):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP
+    spec = preset("course_odict")
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["lang"] = lang
+    at.session_state["ws.trained"] = Checkpoint(spec=spec, state_dict=build_model(spec).state_dict(),
+                                                classes=list("0123456789"))
+    at.run()
+    at.switch_page(PAGE).run()
+    assert_clean(at)
+    assert not at.warning  # nothing to confirm: the builder shows the loaded network
+    assert at.session_state["ws.spec"] == spec and at.session_state["ws.trained"] is not None
+
+
+def test_changing_a_layer_type(lang):
+    at = new_app(lang, PAGE)
+    at.selectbox(key=f"model.l{_uid(at, 1)}.kind").set_value("AvgPool2d").run()
+    assert_clean(at)
+    assert not at.error and at.session_state["ws.spec"].layers[1].kind == "AvgPool2d"
+    assert "145,578" in _texts(at.success)
+    at.selectbox(key=f"model.l{_uid(at, 7)}.kind").set_value("ReLU").run()
+    assert_clean(at)
+    assert "(8)" in _texts(at.error) and "1024" in _texts(at.error)
+
+
+def test_a_cifar_network_on_mnist_is_fixed_for_one_channel(lang):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["lang"] = lang
+    at.session_state["ws.dataset"] = "mnist"
+    at.session_state["ws.spec"] = course_cnn()
+    at.run()
+    at.switch_page(PAGE).run()
+    assert_clean(at)
+    assert "(0)" in _texts(at.error) and "in_channels" in _texts(at.error)
+    at.button(key="model.fix").click().run()
+    assert_clean(at)
+    assert at.session_state["ws.spec"] == preset("course", 1, 10, (28, 28))
+
+
+def test_arguments_left_out_keep_torchs_defaults(lang):
+    """Conv2d(3, 6, 3) has padding 0 (torch's default): the editor must not show the builder's padding 2."""
+    from streamlit.testing.v1 import AppTest
+
+    from dl_core.models import LayerSpec, ModelSpec
+    from tests.conftest import APP
+    spec = ModelSpec((LayerSpec("Conv2d", {"in_channels": 3, "out_channels": 6, "kernel_size": 3}),
+                      LayerSpec("Flatten"), LayerSpec("Linear", {"in_features": 6 * 30 * 30, "out_features": 10})))
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["lang"] = lang
+    at.session_state["ws.spec"] = spec
+    at.run()
+    at.switch_page(PAGE).run()
+    assert_clean(at)
+    assert not at.error and at.session_state["ws.spec"] == spec
+    assert at.number_input(key=f"model.l{_uid(at, 0)}.Conv2d.padding").value == 0
+
+
+def test_a_broken_weights_file_in_the_cache_is_a_clear_message(lang, tmp_path, monkeypatch):
+    import torch.hub
+
+    from dl_core.existing import pretrained_path
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    pretrained_path().parent.mkdir(parents=True)
+    pretrained_path().write_bytes(b"not a state dict")
+    at = new_app(lang, PAGE)
+    at.segmented_control(key="model.section").set_value("vgg").run()
+    assert at.success and str(tmp_path) in _texts(at.success)
+    at.button(key="model.vgg_load").click().run()
+    assert_clean(at)
+    assert "vgg16-397923af.pth" in _texts(at.error)
+
+
+def test_feature_maps_of_the_trained_network(lang):
+    at = new_app(lang, PAGE)
+    at.session_state["ws.trained"] = Checkpoint(spec=course_cnn(), state_dict=build_model(course_cnn()).state_dict(),
+                                                classes=[f"c{i}" for i in range(10)])
+    at.segmented_control(key="model.section").set_value("maps").run()
+    at.radio(key="model.maps_weights").set_value("trained")
+    at.toggle(key="model.maps_on").set_value(True).run()
+    assert_clean(at)
+    assert not at.error and len(at.get("image")) == 7
