@@ -1,9 +1,20 @@
-"""Checkpoints: one .pth that `torch.load(..., weights_only=True)` reads and that rebuilds its own model."""
+"""Checkpoints: one .pth that `torch.load(..., weights_only=True)` reads and that rebuilds its own model.
+
+Also the safe door for files students bring from home (`load_any`): our format, a bare
+state_dict as the course's train.py saves it (way 2), or a whole model (way 1,
+`torch.save(tudui)`), always through the weights-only unpickler — never `weights_only=False`.
+"""
 from __future__ import annotations
 
+import inspect
 import io
+import itertools
+import math
 import os
+import re
+import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,10 +24,18 @@ import torchvision
 from torch import nn
 
 from dl_core.errors import CourseError
-from dl_core.models import ModelSpec, build_model
+from dl_core.models import LAYER_KINDS, LayerSpec, ModelSpec, build_model, course_cnn
 from dl_core.preprocess import Preprocessing
 
 FORMAT = "torch-classroom/1"
+MAX_CHECKPOINT_BYTES = 100 * 1024 * 1024  # an upload larger than this is refused before unpickling
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+# torch.nn layer classes a whole-model file (way 1) may contain; nothing else from torch is allowlisted.
+ALLOWED_LAYERS: tuple[type[nn.Module], ...] = tuple(getattr(nn, k) for k in LAYER_KINDS) + (nn.Sequential,)
+_ALLOWED_PATHS = {f"{c.__module__}.{c.__qualname__}" for c in ALLOWED_LAYERS}
+# Modules whose names may never be mapped to the stand-in (the classic pickle exploits live here).
+_NEVER_MAP = set(sys.stdlib_module_names) | {"torch", "torchvision", "numpy", "builtins", "__builtin__"}
 
 
 @dataclass
@@ -51,8 +70,13 @@ class Checkpoint:
             "input_shape": list(self.input_shape),
             "dataset": self.dataset,
             "history": self.history,
-            "versions": self.versions or {"torch": torch.__version__, "torchvision": torchvision.__version__},
+            "versions": {str(k): str(v) for k, v in (self.versions or _versions()).items()},
         }
+
+
+def _versions() -> dict[str, str]:
+    # str(): torch.__version__ is a TorchVersion, a class the weights-only unpickler would refuse
+    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)}
 
 
 def to_bytes(ckpt: Checkpoint) -> bytes:
@@ -61,39 +85,573 @@ def to_bytes(ckpt: Checkpoint) -> bytes:
     return buf.getvalue()
 
 
-def save(path: str | os.PathLike, model: nn.Module, spec: ModelSpec, classes: list[str],
-         preprocessing: Preprocessing, dataset: str, history: dict[str, Any] | None = None) -> Path:
-    """Write `model` as our checkpoint, atomically (temporary file, then replace)."""
-    ckpt = Checkpoint(spec=spec, state_dict=model.state_dict(), classes=list(classes),
-                      preprocessing=preprocessing, dataset=dataset, history=history or {})
-    path = Path(path)
+def _atomic_write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(to_bytes(ckpt))
-        os.replace(tmp, path)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
 
+def save(path: str | os.PathLike, model: nn.Module, spec: ModelSpec, classes: list[str],
+         preprocessing: Preprocessing, dataset: str, history: dict[str, Any] | None = None) -> Path:
+    """Write `model` as our checkpoint, atomically (temporary file, then replace)."""
+    ckpt = Checkpoint(spec=spec, state_dict=model.state_dict(), classes=list(classes),
+                      preprocessing=preprocessing, dataset=dataset, history=history or {})
+    return _atomic_write(Path(path), to_bytes(ckpt))
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
+    """Write an in-memory Checkpoint atomically."""
+    return _atomic_write(Path(path), to_bytes(ckpt))
+
+
 def load(source: bytes | str | os.PathLike) -> Checkpoint:
     """Read our format, weights only, onto the CPU (map_location), whatever device trained it."""
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # every unreadable file ends here, with the reason
-        raise CourseError("ckpt.unreadable", "not a readable PyTorch checkpoint ({reason})", reason=str(exc)) from exc
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+    result = load_any(data)
+    if result.kind != "ours":
         raise CourseError("ckpt.not_ours", "this file is not a Torch Classroom checkpoint")
-    return Checkpoint(
-        spec=ModelSpec.from_dict(obj["spec"]),
-        state_dict=obj["state_dict"],
-        classes=list(obj["classes"]),
-        preprocessing=Preprocessing.from_dict(obj["preprocessing"]),
-        dataset=str(obj.get("dataset", "")),
-        history=dict(obj.get("history", {})),
-        versions=dict(obj.get("versions", {})),
-    )
+    return result.checkpoint
+
+
+# ---------------------------------------------------------------- the course's two ways to save
+
+
+class Tudui(nn.Module):
+    """The course's model class: `self.model = Sequential(...)`, forward = self.model(x).
+
+    Used here to show way 1 (`torch.save(tudui)`) with the file the course really makes.
+    """
+
+    def __init__(self, model: nn.Sequential) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+@dataclass(frozen=True)
+class SaveWays:
+    """Real byte sizes of one model saved the course's two ways (and in our format)."""
+
+    way1_bytes: int  # torch.save(tudui, path): structure + parameters, pickled classes
+    way2_bytes: int  # torch.save(tudui.state_dict(), path): parameters only
+    ours_bytes: int  # our format: state_dict + spec + classes + preprocessing + history
+    way1_refusal: str  # what torch.load(path) (weights_only=True, the default) says about way 1
+    parameters: int
+
+
+def _torch_save_bytes(obj: Any) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _as_main_tudui(data: bytes) -> bytes:
+    """The way 1 file exactly as the course's train.py makes it: the class recorded as `__main__.Tudui`.
+
+    pickle stores a class by name (GLOBAL opcode: "c<module>\\n<name>\\n"); ours lives in
+    dl_core.checkpoint, the student's in their script (__main__). Only that name is rewritten.
+    """
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            content = src.read(info.filename)
+            if info.filename.endswith("/data.pkl"):
+                content = content.replace(f"c{__name__}\nTudui\n".encode(), b"c__main__\nTudui\n")
+            dst.writestr(info, content)
+    return out.getvalue()
+
+
+def save_ways(ckpt: Checkpoint) -> SaveWays:
+    """Save the checkpoint's model both ways in memory and measure the files."""
+    tudui = Tudui(ckpt.build())
+    way1 = _as_main_tudui(_torch_save_bytes(tudui))
+    way2 = _torch_save_bytes(tudui.state_dict())
+    try:  # recent PyTorch's default is weights_only=True: way 1 needs an unknown class
+        torch.load(io.BytesIO(way1), map_location="cpu", weights_only=True)
+        refusal = ""
+    except Exception as exc:  # noqa: BLE001 - we show torch's own words
+        refusal = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        refusal = f"Unsupported global: GLOBAL {match.group(1)}" if match else refusal
+    return SaveWays(len(way1), len(way2), len(to_bytes(ckpt)), refusal,
+                    sum(p.numel() for p in tudui.parameters()))
+
+
+def way1_bytes(ckpt: Checkpoint) -> bytes:
+    """torch.save(tudui): the course's way 1 file for this model, class `__main__.Tudui` as in train.py."""
+    return _as_main_tudui(_torch_save_bytes(Tudui(ckpt.build())))
+
+
+def way2_bytes(ckpt: Checkpoint) -> bytes:
+    """torch.save(tudui.state_dict()) with the Tudui key names (`model.0.weight`, ...), way 2."""
+    return _torch_save_bytes(Tudui(ckpt.build()).state_dict())
+
+
+def history_accuracy(ckpt: Checkpoint) -> float | None:
+    """The final test accuracy as a fraction 0..1 (`accuracy` or `test_accuracy`; percent accepted), or None."""
+    for key in ("accuracy", "test_accuracy"):
+        acc = ckpt.history.get(key)
+        if isinstance(acc, (int, float)) and not isinstance(acc, bool) and math.isfinite(acc) and acc >= 0:
+            return float(acc) / 100 if acc > 1 else float(acc)
+    return None
+
+
+def history_epochs(ckpt: Checkpoint) -> int | None:
+    epochs = ckpt.history.get("epochs")
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 else None
+
+
+def file_name(ckpt: Checkpoint) -> str:
+    """A meaningful download name: dataset, epochs and accuracy (`shapes10_cnn_e5_acc87.3.pth`)."""
+    dataset = re.sub(r"[^A-Za-z0-9_-]+", "", ckpt.dataset) or "model"
+    parts = [dataset, "cnn"]
+    epochs, acc = history_epochs(ckpt), history_accuracy(ckpt)
+    if epochs is not None:
+        parts.append(f"e{epochs}")
+    if acc is not None:
+        parts.append(f"acc{100 * acc:.1f}")
+    return "_".join(parts) + ".pth"
+
+
+# ---------------------------------------------------------------- loading any .pth, safely
+
+
+class LoadedModule(nn.Module):
+    """Harmless stand-in for a student's own top-level class (`__main__.Tudui`, `model.Tudui`).
+
+    The weights-only unpickler builds it with `__new__` and fills its `__dict__`; it has no
+    forward and runs no code of the file's. We only read its sub-modules and tensors.
+    """
+
+
+@dataclass(frozen=True)
+class KeyProblem:
+    """One row of the mismatch table."""
+
+    key: str
+    problem: str  # "missing" | "unexpected" | "shape"
+    expected: str  # shape the model expects ("" when unexpected)
+    found: str  # shape in the file ("" when missing)
+
+
+class CheckpointMismatch(CourseError):
+    """The file's tensors do not fit the model: `rows` is the table of keys and shapes."""
+
+    def __init__(self, rows: list[KeyProblem], target: str) -> None:
+        self.rows = rows
+        counts = {p: sum(r.problem == p for r in rows) for p in ("missing", "unexpected", "shape")}
+        super().__init__("ckpt.mismatch", "the weights do not fit {target}: {missing} missing, "
+                         "{unexpected} unexpected, {shapes} of another shape",
+                         target=target, missing=counts["missing"], unexpected=counts["unexpected"],
+                         shapes=counts["shape"])
+
+
+@dataclass
+class LoadResult:
+    """What `load_any` found and how it rebuilt the model."""
+
+    checkpoint: Checkpoint
+    kind: str  # "ours" | "state_dict" | "whole_model"
+    matched: str  # "ours" | "course_cnn" | "inferred" | "modules"
+    source_class: str = ""  # the stand-in's original name for a whole-model file (`__main__.Tudui`)
+    key_prefix: str = ""  # removed from every key (`model.` for the Tudui class)
+    devices: tuple[str, ...] = ()  # where the tensors were saved from (`cuda:0` → mapped to cpu)
+
+    @property
+    def gpu_trained(self) -> bool:
+        return any(not d.startswith("cpu") for d in self.devices)
+
+
+def _shape(t: torch.Tensor) -> str:
+    return str(list(t.shape))
+
+
+def mismatch_rows(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> list[KeyProblem]:
+    """Missing, unexpected and differently-shaped keys, in the model's order then the file's."""
+    rows = [KeyProblem(k, "missing", _shape(v), "") for k, v in expected.items() if k not in found]
+    rows += [KeyProblem(k, "unexpected", "", _shape(v)) for k, v in found.items() if k not in expected]
+    rows += [KeyProblem(k, "shape", _shape(v), _shape(found[k])) for k, v in expected.items()
+             if k in found and tuple(found[k].shape) != tuple(v.shape)]
+    return rows
+
+
+def _check_bytes(data: bytes, limit: int) -> None:
+    if not isinstance(data, (bytes, bytearray)) or len(data) == 0:
+        raise CourseError("ckpt.empty", "the file is empty (0 bytes)")
+    if len(data) > limit:
+        raise CourseError("ckpt.too_big", "the file is {size_mb} MB; the limit is {limit_mb} MB",
+                          size_mb=round(len(data) / 2**20, 1), limit_mb=round(limit / 2**20))
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                names = zf.namelist()
+                unpacked = sum(info.file_size for info in zf.infolist())
+        except zipfile.BadZipFile as exc:
+            raise CourseError("ckpt.truncated", "the file is cut off: its end is missing "
+                              "(the upload or the copy did not finish)") from exc
+        if not any(n.endswith("data.pkl") for n in names):
+            raise CourseError("ckpt.not_torch", "this is not a PyTorch file (.pth/.pt made by torch.save)")
+        if unpacked > 2 * limit:  # torch.save stores entries uncompressed; a zip bomb does not
+            raise CourseError("ckpt.too_big", "the file is {size_mb} MB; the limit is {limit_mb} MB",
+                              size_mb=round(unpacked / 2**20, 1), limit_mb=round(limit / 2**20))
+    elif data[:1] != b"\x80":  # the legacy (pre-1.6) format is a plain pickle stream
+        raise CourseError("ckpt.not_torch", "this is not a PyTorch file (.pth/.pt made by torch.save)")
+
+
+def _plan_globals(data: bytes) -> list[tuple[type, str]]:
+    """Allowlist for this file: our torch layers, plus at most one unknown class as the stand-in."""
+    try:
+        needed = torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data))
+    except Exception:  # noqa: BLE001 - legacy files cannot be listed; torch.load still refuses them
+        needed = []
+    unknown = sorted(n for n in needed if n not in _ALLOWED_PATHS)
+    if not unknown:
+        return []
+    refused = [n for n in unknown
+               if n.split(".")[0] in _NEVER_MAP or not re.fullmatch(r"[\w.]+\.[A-Z]\w*", n)]
+    if refused or len(unknown) > 1:
+        raise CourseError(
+            "ckpt.unsafe_globals",
+            "this file needs classes or functions that are not torch layers: {names}. "
+            "Loading them could run any code, so the app refuses. Re-save the weights only with "
+            "torch.save(model.state_dict(), path)", names=", ".join(unknown))
+    return [(LoadedModule, unknown[0])]
+
+
+def _torch_load(data: bytes) -> tuple[Any, tuple[str, ...]]:
+    """torch.load with weights_only=True passed explicitly (so TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
+    cannot turn it off: torch only lets the variable override an unset argument), onto the CPU."""
+    extra = _plan_globals(data)
+    devices: set[str] = set()
+
+    def to_cpu(storage, location):  # map_location: a GPU-trained file loads on a CPU-only machine
+        devices.add(str(location))
+        return storage
+
+    try:
+        with torch.serialization.safe_globals([*ALLOWED_LAYERS, *extra]):
+            obj = torch.load(io.BytesIO(data), map_location=to_cpu, weights_only=True, pickle_module=None)
+    except CourseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every unreadable file ends here, with the reason
+        text = str(exc)
+        names = re.findall(r"GLOBAL ([\w.]+)", text)
+        if names:
+            raise CourseError("ckpt.unsafe_globals", "this file needs classes or functions that are not "
+                              "torch layers: {names}. Loading them could run any code, so the app refuses. "
+                              "Re-save the weights only with torch.save(model.state_dict(), path)",
+                              names=", ".join(dict.fromkeys(names))) from exc
+        if "central directory" in text or "truncated" in text.lower() or isinstance(exc, EOFError):
+            raise CourseError("ckpt.truncated", "the file is cut off: its end is missing "
+                              "(the upload or the copy did not finish)") from exc
+        reason = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+        raise CourseError("ckpt.unreadable", "not a readable PyTorch checkpoint ({reason})", reason=reason) from exc
+    return obj, tuple(sorted(devices))
+
+
+def _tensors_only(d: Any, what: str) -> dict[str, torch.Tensor]:
+    if not isinstance(d, dict) or not d:
+        raise CourseError("ckpt.no_weights", "no weights found in this file ({what})", what=what)
+    out: dict[str, torch.Tensor] = {}
+    for k, v in d.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise CourseError("ckpt.no_weights", "no weights found in this file ({what})", what=what)
+        out[k] = v
+    return out
+
+
+def _check_finite(sd: dict[str, torch.Tensor]) -> None:
+    for k, v in sd.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise CourseError("ckpt.nan_weights", "the weights contain NaN or infinity (in {key}): "
+                              "training diverged; lower the learning rate and train again", key=k)
+
+
+def _module_tensors(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    """state_dict of an unpickled module, read from its dicts without calling its methods or hooks."""
+    out: dict[str, torch.Tensor] = {}
+    for kind in ("_parameters", "_buffers"):
+        for name, t in (vars(module).get(kind) or {}).items():
+            if isinstance(t, torch.Tensor):
+                out[prefix + name] = t.detach()
+    for name, child in (vars(module).get("_modules") or {}).items():
+        if isinstance(child, nn.Module):
+            out.update(_module_tensors(child, f"{prefix}{name}."))
+    return out
+
+
+def _layer_spec(m: nn.Module, name: str | None) -> LayerSpec:
+    """The spec of one unpickled torch layer, from its public attributes."""
+    kind = type(m).__name__
+    if kind not in LAYER_KINDS:
+        raise CourseError("ckpt.unsupported_layer", "layer {kind} cannot be rebuilt by the app", kind=kind)
+    g = vars(m).get
+    keys = {
+        "Conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups"),
+        "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+        "AvgPool2d": ("kernel_size", "stride", "padding", "ceil_mode"),
+        "Linear": ("in_features", "out_features"),
+        "Flatten": ("start_dim", "end_dim"),
+        "Dropout": ("p",),
+        "BatchNorm2d": ("num_features", "eps", "momentum"),
+        "LeakyReLU": ("negative_slope",),
+    }.get(kind, ())
+    defaults = {n: p.default for n, p in inspect.signature(getattr(nn, kind)).parameters.items()}
+    args: dict[str, Any] = {}
+    for key in keys:
+        value = g(key)
+        if isinstance(value, tuple):  # Conv2d stores (5, 5); the course writes 5
+            value = value[0] if len(set(value)) == 1 else list(value)
+        if key == "stride" and kind.endswith("Pool2d") and value == args.get("kernel_size"):
+            continue  # pooling's stride defaults to its kernel size
+        if defaults.get(key, inspect.Parameter.empty) != value:
+            args[key] = value
+    if kind in ("Conv2d", "Linear") and (vars(m).get("_parameters") or {}).get("bias") is None:
+        args["bias"] = False
+    return LayerSpec(kind, args, name)
+
+
+def _spec_from_modules(top: nn.Module) -> tuple[ModelSpec, str]:
+    """(spec, key prefix) for a whole model: its layers, in registration order, under one container."""
+    container, prefix = top, ""
+    children = vars(top).get("_modules") or {}
+    while len(children) == 1 and isinstance(next(iter(children.values())), nn.Sequential):
+        name, container = next(iter(children.items()))  # Tudui: self.model = Sequential(...)
+        prefix += f"{name}."
+        children = vars(container).get("_modules") or {}
+    if not children or any(vars(c).get("_modules") for c in children.values() if isinstance(c, nn.Module)):
+        raise CourseError("ckpt.unsupported_structure", "the model is not one chain of layers; "
+                          "the app rebuilds Sequential-style models only")
+    numbered = all(n == str(i) for i, n in enumerate(children))
+    layers = tuple(_layer_spec(m, None if numbered else n) for n, m in children.items())
+    return ModelSpec(layers), prefix
+
+
+_INDEXED = re.compile(r"^(?P<prefix>(?:[A-Za-z_]\w*\.)*?)(?P<index>\d+)\.(?P<param>\w+)$")
+
+
+def _split_prefix(sd: dict[str, torch.Tensor]) -> tuple[str, dict[str, torch.Tensor]]:
+    """('model.', {'0.weight': ...}) for Tudui keys; ('', sd) for a bare Sequential or named keys."""
+    matches = [_INDEXED.match(k) for k in sd]
+    if all(matches) and len({m.group("prefix") for m in matches}) == 1:
+        prefix = matches[0].group("prefix")
+        return prefix, {k[len(prefix):]: v for k, v in sd.items()}
+    prefixes = {k.split(".", 1)[0] for k in sd}
+    if len(prefixes) == 1 and all(k.count(".") >= 2 for k in sd):  # model.conv1.weight (note 003)
+        prefix = f"{prefixes.pop()}."
+        return prefix, {k[len(prefix):]: v for k, v in sd.items()}
+    if all(k.startswith("module.") for k in sd):  # DataParallel
+        return "module.", {k[7:]: v for k, v in sd.items()}
+    return "", sd
+
+
+def _fits(spec: ModelSpec, sd: dict[str, torch.Tensor]) -> bool:
+    try:
+        expected = build_model(spec).state_dict()
+    except CourseError:
+        return False
+    return not mismatch_rows(expected, sd)
+
+
+def _course_candidates(sd: dict[str, torch.Tensor]) -> list[ModelSpec]:
+    """The course CNN with the file's input channels, hidden width and classes (numbered or note 003's names)."""
+    first = next(iter(sd.values()))
+    in_ch = int(first.shape[1]) if first.dim() == 4 else 3
+    linears = [v for k, v in sd.items() if k.endswith("weight") and v.dim() == 2]
+    out = int(linears[-1].shape[0]) if linears else 10
+    hidden = int(linears[0].shape[0]) if len(linears) == 2 else 64
+    base = course_cnn(in_ch, out).layers
+    layers = list(base)
+    layers[7] = LayerSpec("Linear", {"in_features": 1024, "out_features": hidden})
+    layers[8] = LayerSpec("Linear", {"in_features": hidden, "out_features": out})
+    names = ("conv1", "pool1", "conv2", "pool2", "conv3", "pool3", "flatten", "full_connect1", "full_connect2")
+    return [ModelSpec(tuple(layers)), ModelSpec(tuple(LayerSpec(l.kind, l.args, n) for l, n in zip(layers, names)))]
+
+
+def _infer_numbered(sd: dict[str, torch.Tensor], input_size: tuple[int, int] = (32, 32)) -> ModelSpec | None:
+    """A Sequential spec from numbered keys: weighted layers from tensor shapes, the gaps filled
+    with MaxPool2d(2) / ReLU / Flatten so that the first Linear gets exactly its in_features."""
+    groups: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in sd.items():
+        idx, _, param = k.partition(".")
+        if not idx.isdigit() or "." in param:
+            return None
+        groups.setdefault(int(idx), {})[param] = v
+    last = max(groups)
+    if len(groups) > 24 or last > 40:
+        return None
+    fixed: dict[int, LayerSpec] = {}
+    for i, g in groups.items():
+        w = g.get("weight")
+        if w is None:
+            return None
+        if w.dim() == 4:
+            k = int(w.shape[2])
+            fixed[i] = LayerSpec("Conv2d", {"in_channels": int(w.shape[1]), "out_channels": int(w.shape[0]),
+                                            "kernel_size": k, "padding": k // 2, "bias": "bias" in g})
+        elif w.dim() == 2:
+            fixed[i] = LayerSpec("Linear", {"in_features": int(w.shape[1]), "out_features": int(w.shape[0]),
+                                            "bias": "bias" in g})
+        elif w.dim() == 1 and "running_mean" in g:
+            fixed[i] = LayerSpec("BatchNorm2d", {"num_features": int(w.shape[0])})
+        else:
+            return None
+    gaps = [i for i in range(last + 1) if i not in fixed]
+    first_linear = min((i for i, l in fixed.items() if l.kind == "Linear"), default=None)
+    if first_linear is None or len(gaps) > 12:
+        return None
+    flatten_at = max((i for i in gaps if i < first_linear), default=None)
+    if flatten_at is None:
+        return None
+    others = [i for i in gaps if i != flatten_at]
+
+    def preferred(i: int) -> str:
+        # Conv → ReLU → MaxPool is the common pattern: the last gap of a run pools, earlier ones activate.
+        before = max((j for j in fixed if j < i), default=None)
+        if (i + 1) in others or (before is not None and fixed[before].kind == "Linear"):
+            return "ReLU"
+        return "MaxPool2d"
+
+    first_try = tuple(preferred(i) for i in others)
+    choices = itertools.product(("MaxPool2d", "ReLU"), repeat=len(others))
+    for choice in itertools.chain([first_try], choices):
+        layers = dict(fixed)
+        layers[flatten_at] = LayerSpec("Flatten")
+        for i, kind in zip(others, choice):
+            layers[i] = LayerSpec(kind, {"kernel_size": 2} if kind == "MaxPool2d" else {})
+        spec = ModelSpec(tuple(layers[i] for i in range(last + 1)))
+        try:
+            model = build_model(spec)
+            channels = int(next(v for v in sd.values() if v.dim() == 4).shape[1]) \
+                if any(v.dim() == 4 for v in sd.values()) else 3
+            with torch.no_grad():
+                model.eval()(torch.zeros(1, channels, *input_size))
+        except Exception:  # noqa: BLE001 - this filling does not fit; try the next one
+            continue
+        return spec
+    return None
+
+
+def match_state_dict(sd: dict[str, torch.Tensor]) -> tuple[ModelSpec, dict[str, torch.Tensor], str, str]:
+    """(spec, state_dict with the spec's keys, how it matched, removed prefix) or CheckpointMismatch."""
+    prefix, stripped = _split_prefix(sd)
+    for spec in _course_candidates(stripped):
+        if _fits(spec, stripped):
+            return spec, stripped, "course_cnn", prefix
+    spec = _infer_numbered(stripped)
+    if spec is not None and _fits(spec, stripped):
+        return spec, stripped, "inferred", prefix
+    target = _course_candidates(stripped)[0]
+    raise CheckpointMismatch(mismatch_rows(build_model(target).state_dict(), stripped), "Tudui")
+
+
+def _default_classes(n: int, classes: list[str] | None, dataset: str = "") -> tuple[list[str], str]:
+    """(names, dataset): the given names when they fit; `[]` asks for numbered outputs."""
+    if classes is not None and len(classes) == n:
+        return list(classes), dataset
+    if classes is None and n == 10:  # the course trains on CIFAR10: a model from home predicts its classes
+        return list(CIFAR10_CLASSES), "cifar10"
+    return [str(i) for i in range(n)], ""
+
+
+def _finish(spec: ModelSpec, sd: dict[str, torch.Tensor], classes: list[str] | None,
+            dataset: str, preprocessing: Preprocessing | None) -> Checkpoint:
+    _check_finite(sd)
+    try:
+        model = build_model(spec)
+    except CourseError:
+        raise
+    rows = mismatch_rows(model.state_dict(), sd)
+    if rows:
+        raise CheckpointMismatch(rows, "nn.Sequential")
+    model.load_state_dict(sd, strict=True)
+    sd = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    first = spec.layers[0]
+    channels = int(first.args.get("in_channels", 3)) if first.kind == "Conv2d" else 3
+    out = next((l.args.get("out_features") for l in reversed(spec.layers) if l.kind == "Linear"), None)
+    names, guessed = _default_classes(int(out or 10), classes, dataset)
+    prep = preprocessing or Preprocessing(channels=channels)
+    try:  # the rebuilt network must accept the input it will be given
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, prep.channels, *prep.size))
+    except Exception as exc:  # noqa: BLE001
+        raise CourseError("ckpt.bad_input_size", "the network does not accept a {shape} input ({reason})",
+                          shape="×".join(map(str, (prep.channels, *prep.size))),
+                          reason=str(exc).splitlines()[0][:160]) from exc
+    return Checkpoint(spec=spec, state_dict=sd, classes=names, preprocessing=prep,
+                      dataset=guessed, history={}, versions={})
+
+
+def load_any(data: bytes, classes: list[str] | None = None, dataset: str = "",
+             limit: int = MAX_CHECKPOINT_BYTES) -> LoadResult:
+    """Any .pth a student brings, as a ready Checkpoint, never running code from the file.
+
+    `classes`/`dataset` name the outputs of a file that does not carry them (way 1 / way 2);
+    with 10 outputs and no names given, the course's CIFAR10 classes are assumed.
+    Raises CourseError (one clear code per problem) or CheckpointMismatch (with the table).
+    """
+    _check_bytes(data, limit)
+    obj, devices = _torch_load(bytes(data))
+
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        try:
+            spec = ModelSpec.from_dict(obj["spec"])
+            sd = _tensors_only(obj["state_dict"], "state_dict")
+            prep = Preprocessing.from_dict(obj["preprocessing"])
+            names = [str(c) for c in obj["classes"]]
+            history = dict(obj.get("history") or {})
+            versions = {str(k): str(v) for k, v in dict(obj.get("versions") or {}).items()}
+        except CourseError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise CourseError("ckpt.corrupt", "the checkpoint is damaged: {field} is missing or wrong",
+                              field=str(exc)[:80]) from exc
+        ckpt = _finish(spec, sd, names, str(obj.get("dataset", "")), prep)
+        ckpt.history, ckpt.versions = history, versions
+        return LoadResult(ckpt, "ours", "ours", devices=devices)
+
+    if isinstance(obj, nn.Module):
+        source = "" if type(obj) is not LoadedModule else next(
+            (n for n in torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data))
+             if n not in _ALLOWED_PATHS), "")
+        spec, prefix = _spec_from_modules(obj)
+        tensors = _module_tensors(obj)
+        sd = {k[len(prefix):]: v for k, v in tensors.items()}
+        _check_finite(sd)
+        ckpt = _finish(spec, sd, classes, dataset, None)
+        return LoadResult(ckpt, "whole_model", "modules", source_class=source or type(obj).__qualname__,
+                          key_prefix=prefix, devices=devices)
+
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):  # {"state_dict": ..., "epoch": ...}
+        obj = obj["state_dict"]
+    sd = _tensors_only(obj, type(obj).__name__)
+    _check_finite(sd)
+    spec, stripped, how, prefix = match_state_dict(sd)
+    ckpt = _finish(spec, stripped, classes, dataset, None)
+    return LoadResult(ckpt, "state_dict", how, key_prefix=prefix, devices=devices)
+
+
+# ---------------------------------------------------------------- the demo model that ships
+
+DEMO_PATH = Path(__file__).resolve().parents[1] / "assets" / "demo_shapes10.pth"
+
+
+def load_demo(path: str | os.PathLike | None = None) -> Checkpoint:
+    """The shipped demo model (the course CNN trained on Shapes-10 by scripts/make_demo_model.py)."""
+    path = Path(path) if path is not None else DEMO_PATH
+    if not path.is_file():
+        raise CourseError("ckpt.demo_missing", "the demo model {path} is missing; "
+                          "run python scripts/make_demo_model.py", path=str(path))
+    return load(path)

@@ -1,0 +1,76 @@
+"""Code for the save/load page: the course's two ways to save, and loading back (map_location, safely)."""
+from __future__ import annotations
+
+
+from dl_core.codegen.model import layer_code
+from dl_core.models import ModelSpec
+
+
+def tudui_class(spec: ModelSpec) -> str:
+    """`class Tudui(nn.Module)` with `self.model = nn.Sequential(...)`, as the course's model.py has it."""
+    if spec.layers and all(layer.name for layer in spec.layers):
+        body = "\n".join(f"            ({layer.name!r}, {layer_code(layer)})," for layer in spec.layers)
+        seq = f"nn.Sequential(OrderedDict([\n{body}\n        ]))"
+    else:
+        body = "\n".join(f"            {layer_code(layer)}," for layer in spec.layers)
+        seq = f"nn.Sequential(\n{body}\n        )"
+    return f'''class Tudui(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = {seq}
+
+    def forward(self, x):
+        x = self.model(x)
+        return x
+'''
+
+
+def _header(spec: ModelSpec) -> str:
+    named = spec.layers and all(layer.name for layer in spec.layers)
+    return ("from collections import OrderedDict\n\n" if named else "") + "import torch\nfrom torch import nn\n"
+
+
+def save_code(spec: ModelSpec, path1: str = "tudui_method1.pth", path2: str = "tudui_method2.pth") -> str:
+    """Course step 16: way 1 (the whole model) and way 2 (the state_dict, recommended), with file sizes."""
+    return f'''import os
+
+{_header(spec)}
+
+{tudui_class(spec)}
+
+tudui = Tudui()  # in train.py: the model you just trained
+
+# Way 1: structure + parameters (pickles the class Tudui by name: __main__.Tudui)
+torch.save(tudui, "{path1}")
+
+# Way 2 (recommended): parameters only, a dict of tensors
+torch.save(tudui.state_dict(), "{path2}")
+
+print(os.path.getsize("{path1}"), "bytes (way 1)")
+print(os.path.getsize("{path2}"), "bytes (way 2)")
+'''
+
+
+def load_code(spec: ModelSpec, path1: str = "tudui_method1.pth", path2: str = "tudui_method2.pth") -> str:
+    """Loading both ways back: way 2 with load_state_dict, way 1 weights-only with the class allowlisted."""
+    layer_classes = sorted({f"nn.{layer.kind}" for layer in spec.layers} | {"nn.Sequential"})
+    return f'''{_header(spec)}
+
+# Way 1 needs the class definition (or `from model import *`) in the loading script
+{tudui_class(spec)}
+
+# Way 2 (recommended): build the model, then load the parameters into it.
+# map_location: a model trained on a GPU loads on a CPU-only machine too.
+tudui = Tudui()
+tudui.load_state_dict(torch.load("{path2}", map_location=torch.device("cpu"), weights_only=True))
+tudui.eval()
+print(tudui)
+
+# Way 1: torch.load(path) now defaults to weights_only=True and refuses the class Tudui
+# ("Unsupported global: GLOBAL __main__.Tudui"). weights_only=False would run any code hidden
+# in the file: only for files you made yourself. The safe way: allowlist exactly these classes.
+with torch.serialization.safe_globals([Tudui, {", ".join(layer_classes)}]):
+    model = torch.load("{path1}", map_location=torch.device("cpu"), weights_only=True)
+model.eval()
+print(model)
+'''
