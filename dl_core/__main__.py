@@ -1,0 +1,172 @@
+"""Command line: `python -m dl_core train ...` (the same engine as the Train page) and `python -m dl_core devices`.
+
+    python -m dl_core train --dataset shapes10 --epochs 2 --batch-size 64 --lr 0.01 --device auto --out model.pth
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+
+from dl_core.datasets import DATASETS
+from dl_core.errors import CourseError
+from dl_core.models import PRESETS
+
+DATASET_NAMES = tuple(DATASETS)
+PRESET_NAMES = PRESETS
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dl_core", description="Torch Classroom from the terminal.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tr = sub.add_parser("train", help="train a network and write a checkpoint",
+                        description="Train with the course's loop (fast engine) and save a Torch Classroom checkpoint.")
+    tr.add_argument("--dataset", default="shapes10", choices=DATASET_NAMES)
+    tr.add_argument("--model", default="course", choices=PRESET_NAMES, help="network preset (default: the course's CNN)")
+    tr.add_argument("--epochs", type=_whole_number, default=10)
+    tr.add_argument("--batch-size", type=_whole_number, default=64)
+    tr.add_argument("--lr", type=float, default=0.01)
+    tr.add_argument("--optimizer", default="sgd", choices=("sgd", "sgd_momentum", "adam"))
+    tr.add_argument("--weight-decay", type=float, default=0.0)
+    tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    tr.add_argument("--seed", type=_whole_number, default=0)
+    tr.add_argument("--train-subset", type=_whole_number, default=None, help="use only the first N training images")
+    tr.add_argument("--test-subset", type=_whole_number, default=None, help="use only the first N test images")
+    tr.add_argument("--augment", action="store_true", help="random crop (padding 4) + horizontal flip")
+    tr.add_argument("--normalize", action="store_true", help="Normalize([0.5]*C, [0.5]*C) after ToTensor")
+    tr.add_argument("--log-every", type=_whole_number, default=100, help="print the train loss every N steps")
+    tr.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
+    tr.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    tr.add_argument("--threads", type=_whole_number, default=None, help="torch threads (default: torch's choice)")
+    tr.add_argument("--tensorboard", default=None, metavar="LOGDIR",
+                    help="also write train_loss / test_loss / test_accuracy scalars to LOGDIR")
+    tr.add_argument("--out", default="model.pth", help="checkpoint path (default: model.pth)")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
+
+    sub.add_parser("devices", help="what this machine has and what training would use")
+    return parser
+
+
+def _bar(fraction: float, width: int) -> str:
+    filled = int(round(fraction * width))
+    return "█" * filled + "·" * (width - filled)
+
+
+def _fmt_eta(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60:d}:{seconds % 60:02d}"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from dl_core import checkpoint
+    from dl_core.datasets import load_dataset
+    from dl_core.jobs import TensorBoardLog
+    from dl_core.models import preset
+    from dl_core.training import (
+        DoneEvent, EpochEvent, NoticeEvent, StartEvent, StepEvent, TrainConfig, preprocessing_for, seeded_model,
+        train, tune_allocator,
+    )
+
+    tune_allocator()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                         weight_decay=args.weight_decay, device=args.device, seed=args.seed,
+                         train_subset=args.train_subset, test_subset=args.test_subset, augment=args.augment,
+                         normalize=args.normalize, log_every=args.log_every, time_limit=args.time_limit,
+                         precision=args.precision)
+    out = sys.stderr
+    print(f"loading {args.dataset} ...", file=out, flush=True)
+    train_set = load_dataset(args.dataset, train=True)
+    test_set = load_dataset(args.dataset, train=False)
+    c, h, w = train_set.images.shape[1:]
+    spec = preset(args.model, c, len(train_set.classes), (h, w))
+    model = seeded_model(spec, config.seed)
+    board = TensorBoardLog(args.tensorboard) if args.tensorboard else None
+    width = max(10, min(40, shutil.get_terminal_size((80, 20)).columns - 60))
+    total_steps = 1
+    done: DoneEvent | None = None
+    last_epoch: EpochEvent | None = None
+    try:
+        for event in train(model, train_set, test_set, config):
+            if board is not None:
+                board.add(event)
+            if isinstance(event, StartEvent):
+                total_steps = event.steps_per_epoch * event.epochs
+                print(f"device: {event.device} ({event.device_name}), {event.precision}, threads {event.threads}; "
+                      f"{event.n_train} train / {event.n_test} test images, {event.steps_per_epoch} steps per epoch",
+                      file=out, flush=True)
+            elif isinstance(event, StepEvent) and not args.quiet:
+                eta = event.seconds / max(event.progress, 1e-9) * (1 - event.progress)
+                line = (f"\repoch {event.epoch}/{config.epochs} {_bar(event.progress, width)} "
+                        f"step {event.step}/{total_steps} loss {event.loss:.4f} "
+                        f"{event.images_per_sec:,.0f} img/s ETA {_fmt_eta(eta)}")
+                out.write(line)
+                out.flush()
+            elif isinstance(event, EpochEvent):
+                last_epoch = event
+                if not args.quiet:
+                    out.write("\n")
+                print(f"epoch {event.epoch}: train loss {event.train_loss:.4f}, test loss {event.test_loss:.4f} "
+                      f"(整体损失 {event.test_loss_total:.2f}), test accuracy {event.test_accuracy:.4f}, "
+                      f"{event.seconds:.1f} s, {event.images_per_sec:,.0f} img/s", file=out, flush=True)
+            elif isinstance(event, NoticeEvent):
+                print(f"\nnotice: {event.code} {dict(event.params)}", file=out, flush=True)
+            elif isinstance(event, DoneEvent):
+                done = event
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=out)
+        return 130
+    finally:
+        if board is not None:
+            board.close()
+    assert done is not None
+    print(f"\n{done.status} ({done.reason}) after {done.epochs_done} epochs, {done.steps} steps, "
+          f"{done.seconds:.1f} s on {done.device}" + (f": {done.message}" if done.message else ""), file=out)
+    if done.status == "failed" or done.epochs_done == 0:
+        return 1
+    history = {"epochs": done.epochs_done, "test_accuracy": done.test_accuracy, "status": done.status,
+               "config": config.to_dict(),
+               "test_loss_total": None if last_epoch is None else last_epoch.test_loss_total}
+    model = model.cpu()
+    path = checkpoint.save(args.out, model, spec, train_set.classes, preprocessing_for(train_set, config),
+                           args.dataset, history)
+    print(f"saved {path}", file=out)
+    print(f"test_accuracy={done.test_accuracy:.4f}")
+    return 0
+
+
+def cmd_devices(_: argparse.Namespace) -> int:
+    from dl_core.devices import device_report
+
+    r = device_report()
+    print(f"torch {r.torch_version}")
+    print(f"cuda: {r.cuda_available}" + (f" ({r.cuda_name}, {r.cuda_memory_gb} GiB, CUDA {r.cuda_version})"
+                                           if r.cuda_available else ""))
+    print(f"mps: {r.mps_available}")
+    print(f"cpu: {r.cpu_cores} cores, torch uses {r.cpu_threads} threads")
+    print(f"training uses: {r.chosen.type} ({r.chosen.name}, {r.chosen.reason})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": cmd_train, "devices": cmd_devices}[args.command](args)
+    except CourseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

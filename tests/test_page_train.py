@@ -1,0 +1,122 @@
+"""The Train page in AppTest, both languages: start a tiny run, see its events rendered, runs table, code."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from dl_core.models import PRESETS
+from dl_core.training import OPTIMIZERS
+from tests.conftest import assert_clean, new_app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_tiny_run(at, epochs: int = 1):
+    at.number_input(key="train.epochs").set_value(epochs)
+    at.number_input(key="train.batch_size").set_value(16)
+    at.number_input(key="train.train_subset").set_value(64)
+    at.number_input(key="train.test_subset").set_value(32)
+    at.number_input(key="train.log_every").set_value(1)
+    submit = next(b for b in at.button if b.key and b.key.startswith("FormSubmitter:train.form"))
+    submit.click()
+    at.run()
+
+
+def run_until_done(at, timeout: float = 25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.4)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if any("train.analysis_run" == getattr(s, "key", None) for s in at.selectbox):
+            return
+    raise AssertionError("the run did not finish in time")
+
+
+def test_idle_page(lang):
+    at = new_app(lang, "pages/train.py")
+    assert_clean(at)
+    idle = {"zh": "还没有开始训练", "en": "Nothing is training yet"}[lang]
+    assert any(idle in i.value for i in at.info)
+    assert at.number_input(key="train.epochs").value == 5
+    assert at.number_input(key="train.batch_size").value == 64
+    assert at.number_input(key="train.lr").value == pytest.approx(0.01)
+    assert at.selectbox(key="train.optimizer").value == "sgd"
+    assert any("1.1019" in m.value for m in at.metric)  # course step 13, computed live
+
+
+def test_start_shows_events_then_results(lang):
+    at = new_app(lang, "pages/train.py")
+    start_tiny_run(at, epochs=2)
+    assert_clean(at)
+    run_until_done(at)
+    assert_clean(at)
+    done = {"zh": "训练完成", "en": "Finished"}[lang]
+    assert any(done in s.value for s in at.success), [s.value for s in at.success]
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 1
+    assert at.session_state["ws.trained"] is not None  # Save / Predict pages see the model
+    ckpt = at.session_state["ws.trained"]
+    assert ckpt.history["epochs"] == 2 and len(ckpt.classes) == 10
+    charts = [c for c in at.get("plotly_chart")]
+    assert len(charts) >= 4  # live loss + test, overlays, confusion, per class
+    # A second run with Adam joins the table, both overlaid by default.
+    at.selectbox(key="train.optimizer").set_value("adam")
+    at.number_input(key="train.lr").set_value(0.001)
+    start_tiny_run(at, epochs=1)
+    deadline = time.monotonic() + 25
+    while len(at.dataframe[0].value) < 2 and time.monotonic() < deadline:
+        time.sleep(0.4)
+        at.run()
+    assert len(at.dataframe[0].value) == 2
+    assert len(at.multiselect(key="train.overlay").value) == 2
+    assert_clean(at)
+    # Another page and back: the runs and the last settings are still there.
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/train.py").run()
+    assert_clean(at)
+    assert len(at.dataframe[0].value) == 2
+    assert at.selectbox(key="train.optimizer").value == "adam"
+    assert at.number_input(key="train.epochs").value == 1
+
+
+def test_invalid_input_is_a_message_not_a_traceback(lang):
+    at = new_app(lang, "pages/train.py")
+    at.text_input(key="train.example_x").set_value("0.1, abc").run()
+    assert_clean(at)
+    assert at.error
+    at.text_input(key="train.example_x").set_value("0.1, 0.2").run()
+    at.number_input(key="train.example_y").set_value(5).run()
+    assert_clean(at)
+    assert at.error
+
+
+def test_stop_button(lang):
+    at = new_app(lang, "pages/train.py")
+    at.number_input(key="train.epochs").set_value(100)
+    at.number_input(key="train.batch_size").set_value(4)
+    at.number_input(key="train.train_subset").set_value(4000)
+    submit = next(b for b in at.button if b.key and b.key.startswith("FormSubmitter:train.form"))
+    submit.click()
+    at.run()
+    at.button(key="train.stop_button").click()
+    at.run()
+    run_until_done(at)
+    assert_clean(at)
+    stopped = {"zh": "已停止", "en": "Stopped"}[lang]
+    assert any(stopped in w.value for w in at.warning)
+
+
+def test_every_dynamic_key_exists():
+    keys = set()
+    for path in (ROOT / "ui" / "locales").glob("*.json"):
+        keys |= set(json.loads(path.read_text(encoding="utf-8")))
+    wanted = [f"train.model.{m}" for m in ("builder", *PRESETS)] + [f"train.optimizer.{o}" for o in OPTIMIZERS]
+    wanted += [f"train.device.{d}" for d in ("auto", "cpu", "cuda", "mps")]
+    wanted += [f"train.{k}.{s}" for k in ("done", "status") for s in ("finished", "stopped", "diverged", "failed")]
+    wanted += [f"train.reason.{r}" for r in ("completed", "stop_requested", "time_limit", "nan_loss",
+                                             "out_of_memory", "error")]
+    wanted += [f"train.notice.{n}" for n in ("oom_half_batch", "oom_cpu")]
+    assert not [k for k in wanted if k not in keys]
