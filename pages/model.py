@@ -392,11 +392,17 @@ if section == "maps":
                            key="model.maps_weights", horizontal=True)
         if not usable:
             st.caption(t("model.maps_no_trained"))
-        source = st.radio(t("model.maps_source"), ["sample", "upload"],
-                          format_func={s: t(f"model.maps_{s}") for s in ("sample", "upload")}.get,
+        # The picture last predicted on the Predict page, when it fits this network's input.
+        seen = st.session_state.get("predict.last_image")
+        seen = seen if seen is not None and tuple(seen.shape) == (c_in, h_in, w_in) else None
+        sources = ["sample", "upload"] + (["predict"] if seen is not None else [])
+        source = st.radio(t("model.maps_source"), sources,
+                          format_func={s: t(f"model.maps_{s}") for s in ("sample", "upload", "predict")}.get,
                           key="model.maps_source", horizontal=True)
         image, classes = None, None
-        if source == "upload":
+        if source == "predict":
+            image = seen
+        elif source == "upload":
             up = st.file_uploader(t("model.maps_upload"), type=["png", "jpg", "jpeg", "bmp", "webp"],
                                   key="model.maps_file")
             if up is not None:
