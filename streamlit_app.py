@@ -1,9 +1,11 @@
 """Torch Classroom / PyTorch 课堂: the router and the shared sidebar. Nothing else."""
 import streamlit as st
 
+from dl_core.training import tune_allocator
 from ui.i18n import t
 from ui.sidebar import init_language, render_sidebar
 
+tune_allocator()  # glibc malloc thresholds, once per process (PERFORMANCE.md: up to 1.4x)
 st.set_page_config(page_title="PyTorch 课堂 · Torch Classroom", page_icon="🔥", layout="wide")
 init_language()
 
