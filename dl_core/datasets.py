@@ -1,9 +1,32 @@
-"""Datasets: everything in memory as uint8 tensors, indexed like torchvision's CIFAR10."""
+"""Datasets: everything in memory as uint8 tensors, indexed like torchvision's CIFAR10.
+
+One entry point, `load_dataset(name, train)`, for the built-in Shapes-10 (generated on first
+use, cached on disk) and torchvision's CIFAR10 / MNIST / FashionMNIST (read from the data
+directory, downloaded once when the network allows). The course's own Dataset (one folder
+per label, the ants/bees pattern) comes from a folder or an uploaded zip, checked first.
+"""
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
+import os
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
+
+from dl_core import shapes10
+from dl_core.errors import CourseError
+
+Progress = Callable[[int, int], None]
 
 
 class TensorImageDataset(Dataset):
@@ -55,3 +78,570 @@ class TensorImageDataset(Dataset):
             return self
         return TensorImageDataset(self.images[:n], self.targets[:n], self.classes, self.name,
                                   self.transform, self.target_transform)
+
+    def view(self, transform=None) -> "TensorImageDataset":
+        """The same images (shared memory) with another `transform`: never mutate a shared dataset."""
+        return TensorImageDataset(self.images, self.targets, self.classes, self.name, transform)
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-in datasets: metadata known without loading anything.
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What other pages need before loading: shape of one image, classes, sizes, download."""
+
+    name: str
+    title: str
+    channels: int
+    size: int  # images are size × size
+    num_classes: int
+    train_size: int
+    test_size: int
+    needs_download: bool
+    classes: tuple[str, ...]
+    torchvision_class: str | None = None  # "CIFAR10", "MNIST", "FashionMNIST"
+    files: tuple[str, ...] = ()  # the archive(s) to put in `folder` when offline
+    urls: tuple[str, ...] = ()
+    subfolder: str = ""  # where under data_dir() torchvision looks for `files`
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.size, self.size)
+
+
+_CIFAR = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+_MNIST = tuple(f"{d} - {w}" for d, w in enumerate(
+    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")))
+_FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+DATASETS: dict[str, DatasetInfo] = {
+    "shapes10": DatasetInfo("shapes10", "Shapes-10", 3, 32, 10, 5_000, 1_000, False, shapes10.CLASSES),
+    "shapes10-full": DatasetInfo("shapes10-full", "Shapes-10 (full)", 3, 32, 10, 50_000, 10_000, False,
+                                 shapes10.CLASSES),
+    "cifar10": DatasetInfo("cifar10", "CIFAR10", 3, 32, 10, 50_000, 10_000, True, _CIFAR, "CIFAR10",
+                           ("cifar-10-python.tar.gz",), ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)),
+    "mnist": DatasetInfo("mnist", "MNIST", 1, 28, 10, 60_000, 10_000, True, _MNIST, "MNIST", _MNIST_FILES,
+                         tuple(f"https://ossci-datasets.s3.amazonaws.com/mnist/{f}" for f in _MNIST_FILES),
+                         "MNIST/raw"),
+    "fashionmnist": DatasetInfo("fashionmnist", "FashionMNIST", 1, 28, 10, 60_000, 10_000, True, _FASHION,
+                                "FashionMNIST", _MNIST_FILES,
+                                tuple(f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{f}"
+                                      for f in _MNIST_FILES), "FashionMNIST/raw"),
+}
+
+_ZH = {
+    **dict(zip(shapes10.CLASSES, shapes10.CLASSES_ZH)),
+    **dict(zip(_CIFAR, ("飞机", "汽车", "鸟", "猫", "鹿", "狗", "青蛙", "马", "船", "卡车"))),
+    **dict(zip(_FASHION, ("T恤/上衣", "裤子", "套头衫", "连衣裙", "外套", "凉鞋", "衬衫", "运动鞋", "包", "短靴"))),
+    **{m: f"{m[0]} - {zh}" for m, zh in zip(_MNIST, "零一二三四五六七八九")},
+}
+
+
+def display_classes(classes: list[str], lang: str) -> list[str]:
+    """Class names in the user's language ('zh' or 'en'); names we do not know stay as they are."""
+    if lang != "zh":
+        return list(classes)
+    return [_ZH.get(c, c) for c in classes]
+
+
+def data_dir() -> Path:
+    """Where datasets live: $TORCH_CLASSROOM_DATA, default ./data (absolute)."""
+    return Path(os.environ.get("TORCH_CLASSROOM_DATA") or "data").expanduser().resolve()
+
+
+def _info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise CourseError("data.unknown", "unknown dataset {name}; choose one of {choices}",
+                          name=name, choices=", ".join(DATASETS))
+    return DATASETS[name]
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock shared by every process (and thread) of this machine: one download at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    # Write beside the target, then rename: a reader sees the old file or the whole new one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes-10
+
+SHAPES10_VERSION = 1  # bump when the drawing changes: old cache files are then ignored
+
+
+def shapes10_path(name: str, train: bool, root: Path | None = None, seed: int = shapes10.DEFAULT_SEED) -> Path:
+    split = "train" if train else "test"
+    return (root or data_dir()) / "shapes10" / f"{name}-v{SHAPES10_VERSION}-seed{seed}-{split}.pt"
+
+
+def _load_shapes10(name: str, train: bool, root: Path | None, progress: Progress | None) -> TensorImageDataset:
+    info = DATASETS[name]
+    path = shapes10_path(name, train, root)
+    n = info.train_size if train else info.test_size
+    if not path.exists():
+        with _locked(path.with_suffix(".lock")):
+            if not path.exists():  # another process may have finished it while we waited
+                images, targets = shapes10.generate(n, train=train, progress=progress)
+                _atomic_save({"images": images, "targets": targets, "classes": list(info.classes)}, path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        images, targets = obj["images"], obj["targets"]
+        if images.shape != (n, *info.input_shape) or images.dtype != torch.uint8:
+            raise ValueError(f"unexpected shape {tuple(images.shape)}")
+    except Exception:  # a damaged cache file: draw it again (deterministic, so nothing is lost)
+        path.unlink(missing_ok=True)
+        images, targets = shapes10.generate(n, train=train, progress=progress)
+        _atomic_save({"images": images, "targets": targets, "classes": list(info.classes)}, path)
+    return TensorImageDataset(images, targets, info.classes, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# torchvision datasets
+
+def _fetch(url: str, dest: Path, progress: Progress | None) -> None:
+    """Download `url` to `dest` atomically, reporting bytes done / total."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=20) as resp:
+            total = int(resp.headers.get("Content-Length") or 0)
+            done = 0
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, max(total, done))
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _torchvision(info: DatasetInfo, train: bool, root: Path, download: bool, progress: Progress | None):
+    import torchvision
+
+    cls = getattr(torchvision.datasets, info.torchvision_class)
+    try:
+        return cls(str(root), train=train, download=False)
+    except RuntimeError:  # "Dataset not found or corrupted": fetch the archives, then let torchvision check them
+        pass
+    offline = CourseError(
+        "data.offline",
+        "{dataset} is not in {folder} and cannot be downloaded (no network?). Download {archive} from {url} "
+        "on a machine with internet and put it in {folder}, then reload.",
+        dataset=info.title, archive=", ".join(info.files), url=" ".join(info.urls),
+        folder=str(root / info.subfolder) if info.subfolder else str(root),
+    )
+    if not download:
+        raise offline
+    with _locked(root / f".{info.name}.lock"):  # one download for all sessions and processes
+        try:
+            return cls(str(root), train=train, download=False)  # done by another session meanwhile
+        except RuntimeError:
+            pass
+        folder = root / info.subfolder if info.subfolder else root
+        try:
+            for file, url in zip(info.files, info.urls):
+                if not (folder / file).exists():
+                    _fetch(url, folder / file, progress)
+            # The archives are in place: torchvision verifies their checksums and extracts them.
+            return cls(str(root), train=train, download=True)
+        except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad checksum a RuntimeError
+            raise offline from exc
+
+
+def _to_uint8_nchw(data) -> torch.Tensor:
+    """torchvision's storage → uint8 [N, C, H, W]: CIFAR keeps numpy HWC, MNIST a tensor [N, H, W]."""
+    arr = torch.as_tensor(np.asarray(data))
+    if arr.dim() == 3:
+        return arr[:, None].contiguous()
+    return arr.permute(0, 3, 1, 2).contiguous()
+
+
+def load_dataset(name: str, train: bool = True, *, root: Path | None = None, download: bool = True,
+                 progress: Progress | None = None, transform=None) -> TensorImageDataset:
+    """A built-in dataset in memory: images uint8 [N, C, H, W], targets int64 [N].
+
+    Shapes-10 is drawn on first use (`progress(done, total)` per 1,000 images) and cached
+    under the data directory; torchvision datasets are read from it and downloaded once.
+    Offline and missing → CourseError("data.offline") naming the archive, URL and folder.
+    `transform` works as in torchvision's `CIFAR10(..., transform=...)`.
+    """
+    info = _info(name)
+    root = Path(root) if root is not None else data_dir()
+    if info.torchvision_class is None:
+        ds = _load_shapes10(name, train, root, progress)
+    else:
+        tv = _torchvision(info, train, root, download, progress)
+        targets = torch.as_tensor(np.asarray(tv.targets), dtype=torch.int64)
+        ds = TensorImageDataset(_to_uint8_nchw(tv.data), targets, list(tv.classes), name)
+    return ds.view(transform) if transform is not None else ds
+
+
+def is_prepared(name: str, train: bool = True, *, root: Path | None = None) -> bool:
+    """True when `load_dataset` will not need to generate or download anything."""
+    info = _info(name)
+    root = Path(root) if root is not None else data_dir()
+    if info.torchvision_class is None:
+        return shapes10_path(name, train, root).exists()
+    folder = root / info.subfolder if info.subfolder else root
+    if info.torchvision_class == "CIFAR10":
+        return (root / "cifar-10-batches-py").is_dir() or (folder / info.files[0]).exists()
+    return all((folder / f).exists() or (folder / f.removesuffix(".gz")).exists() for f in info.files)
+
+
+# ---------------------------------------------------------------------------------------------
+# The course's own Dataset: one folder per label (hymenoptera: train/ants, train/bees)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """Caps checked before anything is decompressed."""
+
+    max_bytes: int = 50 * 2**20  # the upload itself
+    max_files: int = 5_000
+    max_total_uncompressed: int = 300 * 2**20
+    max_ratio: float = 100.0  # uncompressed / compressed, per file and overall (zip bombs reach 1000+)
+    max_image_pixels: int = 4096 * 4096
+
+
+@dataclass
+class FolderDataset:
+    """The student's own dataset: a train and a test split, plus what was skipped and why."""
+
+    train: TensorImageDataset
+    test: TensorImageDataset
+    source: str
+    skipped: int = 0  # files that were not images (or could not be decoded)
+    split: str = "folders"  # "folders": train/ and val|test/ given; "random": split by us
+    per_class: dict[str, int] = field(default_factory=dict)
+
+
+def _decode(data: bytes, size: tuple[int, int], limits: ZipLimits) -> torch.Tensor | None:
+    """One image file → uint8 [3, h, w] resized to `size`; None when it is not an image."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > limits.max_image_pixels:
+                return None
+            rgb = img.convert("RGB").resize((size[1], size[0]), Image.BILINEAR)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()
+
+
+_SPLIT_TRAIN = ("train",)
+_SPLIT_TEST = ("val", "test", "valid", "validation")
+
+
+def _organise(files: dict[PurePosixPath, bytes]) -> tuple[dict[str, dict[str, list[bytes]]], int, str]:
+    """{split: {label: [file bytes]}} from paths like [top/][train/]ants/x.jpg; also skipped count, layout."""
+    skipped = 0
+    images: dict[PurePosixPath, bytes] = {}
+    for path, data in files.items():
+        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+            images[path] = data
+        else:
+            skipped += 1
+    if not images:
+        raise CourseError("zip.no_images", "no image files found ({skipped} other files skipped)", skipped=skipped)
+    # Drop a common top folder (zips made by right-click → compress wrap everything in one).
+    parts = [p.parts for p in images]
+    while all(len(p) > 2 for p in parts) and len({p[0] for p in parts}) == 1:
+        parts = [p[1:] for p in parts]
+    blobs = list(images.values())
+    has_splits = all(len(p) >= 3 and p[0].lower() in _SPLIT_TRAIN + _SPLIT_TEST for p in parts) and any(
+        p[0].lower() in _SPLIT_TRAIN for p in parts) and any(p[0].lower() in _SPLIT_TEST for p in parts)
+    out: dict[str, dict[str, list[bytes]]] = {"train": {}, "test": {}}
+    for p, blob in zip(parts, blobs):
+        if has_splits:
+            split = "train" if p[0].lower() in _SPLIT_TRAIN else "test"
+            label = p[1]
+        else:
+            if len(p) < 2:
+                skipped += 1  # an image beside the class folders has no label
+                continue
+            split, label = "all", p[-2]
+        out.setdefault(split, {}).setdefault(label, []).append(blob)
+    return out, skipped, "folders" if has_splits else "random"
+
+
+def _build(groups: dict[str, dict[str, list[bytes]]], layout: str, skipped: int, source: str,
+           size: tuple[int, int], test_fraction: float, seed: int, limits: ZipLimits) -> FolderDataset:
+    labels = sorted({label for split in groups.values() for label in split})
+    if not labels:
+        raise CourseError("zip.no_classes", "no class folders found: put images in one folder per label")
+    decoded: dict[str, dict[str, list[torch.Tensor]]] = {}
+    for split, by_label in groups.items():
+        for label, blobs in by_label.items():
+            for blob in blobs:
+                x = _decode(blob, size, limits)
+                if x is None:
+                    skipped += 1
+                else:
+                    decoded.setdefault(split, {}).setdefault(label, []).append(x)
+    if layout == "folders":
+        empty = [lb for lb in labels if not decoded.get("train", {}).get(lb)]
+        if empty:
+            raise CourseError("zip.empty_class", "class folder {label} has no readable image", label=empty[0])
+        train_parts = {lb: decoded["train"][lb] for lb in labels}
+        test_parts = {lb: decoded.get("test", {}).get(lb, []) for lb in labels}
+    else:
+        all_parts = decoded.get("all", {})
+        empty = [lb for lb in labels if not all_parts.get(lb)]
+        if empty:
+            raise CourseError("zip.empty_class", "class folder {label} has no readable image", label=empty[0])
+        g = torch.Generator().manual_seed(seed)
+        train_parts, test_parts = {}, {}
+        for lb in labels:  # split each class the same way: a deterministic shuffle, then cut
+            items = all_parts[lb]
+            order = torch.randperm(len(items), generator=g).tolist()
+            n_test = int(round(len(items) * test_fraction)) if len(items) > 1 else 0
+            test_parts[lb] = [items[i] for i in order[:n_test]]
+            train_parts[lb] = [items[i] for i in order[n_test:]]
+
+    def stack(parts: dict[str, list[torch.Tensor]]) -> TensorImageDataset:
+        xs = [x for lb in labels for x in parts[lb]]
+        ys = [i for i, lb in enumerate(labels) for _ in parts[lb]]
+        images = torch.stack(xs) if xs else torch.empty(0, 3, *size, dtype=torch.uint8)
+        return TensorImageDataset(images, torch.tensor(ys, dtype=torch.int64), labels, source)
+
+    per_class = {lb: len(train_parts[lb]) + len(test_parts[lb]) for lb in labels}
+    return FolderDataset(stack(train_parts), stack(test_parts), source, skipped, layout, per_class)
+
+
+def read_zip(data: bytes, *, source: str = "upload.zip", size: tuple[int, int] = (32, 32),
+             test_fraction: float = 0.2, seed: int = 0, limits: ZipLimits = ZipLimits()) -> FolderDataset:
+    """The course's folder-per-label dataset from a zip, decoded in memory (nothing written to disk).
+
+    Every check runs on the zip's directory before a single byte is decompressed:
+    size, file count, total uncompressed size, compression ratio, absolute and `..` paths.
+    """
+    if len(data) > limits.max_bytes:
+        raise CourseError("zip.too_big", "the file is {size_mb} MB; the limit is {limit_mb} MB",
+                          size_mb=round(len(data) / 2**20, 1), limit_mb=limits.max_bytes // 2**20)
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        entries = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise CourseError("zip.not_zip", "this file is not a zip archive") from exc
+    files = [e for e in entries if not e.is_dir()]
+    if not files:
+        raise CourseError("zip.empty", "the zip archive is empty")
+    if len(files) > limits.max_files:
+        raise CourseError("zip.too_many_files", "the zip has {count} files; the limit is {limit}",
+                          count=len(files), limit=limits.max_files)
+    for e in entries:
+        name = e.filename.replace("\\", "/")
+        if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+            raise CourseError("zip.absolute_path", "the zip contains an absolute path: {path}", path=e.filename)
+        if ".." in PurePosixPath(name).parts:
+            raise CourseError("zip.traversal", "the zip contains a path leaving its folder: {path}", path=e.filename)
+    total = sum(e.file_size for e in files)
+    packed = sum(e.compress_size for e in files)
+    if total > limits.max_total_uncompressed:
+        raise CourseError("zip.too_big_unpacked", "the zip unpacks to {size_mb} MB; the limit is {limit_mb} MB",
+                          size_mb=round(total / 2**20, 1), limit_mb=limits.max_total_uncompressed // 2**20)
+    worst = max((e.file_size / max(e.compress_size, 1) for e in files), default=0.0)
+    if total > 1 << 20 and (total / max(packed, 1) > limits.max_ratio or worst > limits.max_ratio):
+        raise CourseError("zip.bomb", "the zip expands {ratio}× when unpacked: refused as a possible zip bomb",
+                          ratio=int(max(worst, total / max(packed, 1))))
+    contents: dict[PurePosixPath, bytes] = {}
+    for e in files:
+        path = PurePosixPath(e.filename.replace("\\", "/"))
+        if path.suffix.lower() not in IMAGE_SUFFIXES or "__MACOSX" in path.parts:
+            contents[path] = b""  # counted as skipped, never decompressed
+            continue
+        try:
+            # Read at most the declared size + 1: a lying header cannot make us inflate more.
+            with zf.open(e) as f:
+                blob = f.read(e.file_size + 1)
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
+            raise CourseError("zip.corrupt", "the zip is damaged or encrypted ({path})", path=e.filename) from exc
+        if len(blob) > e.file_size:
+            raise CourseError("zip.bomb", "the zip expands {ratio}× when unpacked: refused as a possible zip bomb",
+                              ratio=int(len(blob) / max(e.compress_size, 1)))
+        contents[path] = blob
+    groups, skipped, layout = _organise(contents)
+    return _build(groups, layout, skipped, source, size, test_fraction, seed, limits)
+
+
+def read_folder(root: str | os.PathLike, *, size: tuple[int, int] = (32, 32), test_fraction: float = 0.2,
+                seed: int = 0, limits: ZipLimits = ZipLimits()) -> FolderDataset:
+    """The same dataset from a local folder: root/ants/*.jpg, root/bees/*.jpg (or root/train/..., root/val/...)."""
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise CourseError("folder.missing", "folder {path} does not exist", path=str(base))
+    contents: dict[PurePosixPath, bytes] = {}
+    for path in sorted(base.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        if len(contents) >= limits.max_files:
+            raise CourseError("zip.too_many_files", "the zip has {count} files; the limit is {limit}",
+                              count=f"{limits.max_files}+", limit=limits.max_files)
+        rel = PurePosixPath(path.relative_to(base).as_posix())
+        contents[rel] = path.read_bytes() if path.suffix.lower() in IMAGE_SUFFIXES else b""
+    if not contents:
+        raise CourseError("folder.empty", "folder {path} is empty", path=str(base))
+    groups, skipped, layout = _organise(contents)
+    return _build(groups, layout, skipped, str(base), size, test_fraction, seed, limits)
+
+
+def to_image_folder(ds: TensorImageDataset, root: str | os.PathLike) -> Path:
+    """Write `ds` as root/<class>/<index>.png (torchvision's ImageFolder layout, the course's ants/bees)."""
+    root = Path(root)
+    for i in range(len(ds)):
+        folder = root / ds.classes[int(ds.targets[i])]
+        folder.mkdir(parents=True, exist_ok=True)
+        ds.pil(i).save(folder / f"{i:05d}.png")
+    return root
+
+
+# ---------------------------------------------------------------------------------------------
+# What the course prints
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """`len(train_set)`, `len(test_set)`, `classes`, `class_to_idx`, and one sample as print shows it."""
+
+    len_train: int
+    len_test: int
+    classes: tuple[str, ...]
+    class_to_idx: dict[str, int]
+    index: int
+    sample_type: str  # "<class 'PIL.Image.Image'>"
+    sample_size: tuple[int, int]  # PIL's (width, height)
+    sample_mode: str  # "RGB" | "L"
+    label: int
+    label_name: str
+
+
+def dataset_facts(train_set: TensorImageDataset, test_set: TensorImageDataset, index: int = 0) -> DatasetFacts:
+    """What `print` shows for the course's dataset lines, from the datasets themselves."""
+    if not 0 <= index < len(train_set):
+        raise CourseError("data.index", "sample index must be between 0 and {last}, got {index}",
+                          last=len(train_set) - 1, index=index)
+    img, label = train_set.view()[index]  # the plain PIL sample, whatever transform the caller set
+    return DatasetFacts(
+        len_train=len(train_set), len_test=len(test_set), classes=tuple(train_set.classes),
+        class_to_idx=train_set.class_to_idx, index=index,
+        sample_type=str(type(img)),
+        sample_size=img.size, sample_mode=img.mode, label=label, label_name=train_set.classes[label],
+    )
+
+
+def channel_stats(ds: TensorImageDataset, chunk: int = 10_000) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of ToTensor's values (0..1) over the whole dataset, for Normalize."""
+    c = ds.images.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    sq = torch.zeros(c, dtype=torch.float64)
+    for start in range(0, len(ds), chunk):
+        x = ds.images[start:start + chunk].to(torch.float64).div_(255)
+        total += x.sum(dim=(0, 2, 3))
+        sq += (x * x).sum(dim=(0, 2, 3))
+    count = len(ds) * ds.images.shape[2] * ds.images.shape[3]
+    if count == 0:
+        raise CourseError("data.empty", "the dataset has no images")
+    mean = total / count
+    std = (sq / count - mean * mean).clamp_min(0).sqrt()
+    return tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std)
+
+
+# ---------------------------------------------------------------------------------------------
+# DataLoader
+
+@dataclass(frozen=True)
+class LoaderFacts:
+    """How a DataLoader cuts `n` samples: `len(loader)` batches, the last one `last_size` long."""
+
+    n: int
+    batch_size: int
+    drop_last: bool
+    num_batches: int
+    last_size: int
+
+
+def loader_facts(n: int, batch_size: int, drop_last: bool = False) -> LoaderFacts:
+    """10,000 / 64 → 157 batches, the last of 16; drop_last=True → 156 batches of 64."""
+    if batch_size < 1:
+        raise CourseError("loader.batch_size", "batch_size must be at least 1, got {batch_size}", batch_size=batch_size)
+    full, rest = divmod(n, batch_size)
+    if drop_last or rest == 0:
+        return LoaderFacts(n, batch_size, drop_last, full, batch_size if full else 0)
+    return LoaderFacts(n, batch_size, drop_last, full + 1, rest)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch as the course's loop sees it: `imgs` float [B, C, H, W] (ToTensor), `targets` [B]."""
+
+    epoch: int
+    imgs: torch.Tensor
+    targets: torch.Tensor
+    indices: torch.Tensor  # which samples of the dataset, in order
+
+
+def first_batches(ds: TensorImageDataset, batch_size: int = 64, shuffle: bool = True, drop_last: bool = False,
+                  epochs: int = 2, seed: int = 0, last: bool = False) -> list[Batch]:
+    """The first (or, with `last`, the final) batch of each of `epochs` epochs from a real DataLoader.
+
+    The loader runs over a view of `ds` with ToTensor (v2.ToImage + ToDtype), num_workers=0,
+    and a seeded torch.Generator, so shuffle is reproducible yet differs between epochs.
+    """
+    from torch.utils.data import DataLoader
+    from torchvision.transforms import v2
+
+    facts = loader_facts(len(ds), batch_size, drop_last)
+    if facts.num_batches == 0:
+        raise CourseError("loader.no_batches", "{n} samples with batch_size {batch_size} and drop_last give no batch",
+                          n=len(ds), batch_size=batch_size)
+    to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+    indexed = _Indexed(ds.view(to_tensor))
+    loader = DataLoader(indexed, batch_size=batch_size, shuffle=shuffle, num_workers=0, drop_last=drop_last,
+                        generator=torch.Generator().manual_seed(seed))
+    out = []
+    for epoch in range(epochs):
+        if not last:
+            (imgs, targets, idx) = next(iter(loader))
+        else:
+            # Only the order is needed to find the last batch: draw it from the sampler, load just that one.
+            order = list(iter(loader.batch_sampler))[-1]
+            imgs, targets, idx = loader.collate_fn([indexed[i] for i in order])
+        out.append(Batch(epoch, imgs, targets, idx))
+    return out
+
+
+class _Indexed(Dataset):
+    """(img, target, index): lets the page say which samples a shuffled batch holds."""
+
+    def __init__(self, ds: TensorImageDataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        img, target = self.ds[i]
+        return img, target, i
