@@ -10,13 +10,13 @@ st.set_page_config(page_title="PyTorch 课堂 · Torch Classroom", page_icon="�
 init_language()
 
 PAGES = [
-    st.Page("pages/home.py", title=t("nav.home"), icon=":material/map:", url_path="home", default=True),
-    st.Page("pages/data.py", title=t("nav.data"), icon=":material/photo_library:", url_path="data"),
-    st.Page("pages/layers.py", title=t("nav.layers"), icon=":material/grid_on:", url_path="layers"),
-    st.Page("pages/model.py", title=t("nav.model"), icon=":material/account_tree:", url_path="model"),
-    st.Page("pages/train.py", title=t("nav.train"), icon=":material/monitoring:", url_path="train"),
-    st.Page("pages/save_load.py", title=t("nav.save_load"), icon=":material/save:", url_path="save"),
-    st.Page("pages/predict.py", title=t("nav.predict"), icon=":material/image_search:", url_path="predict"),
+    st.Page("app_pages/home.py", title=t("nav.home"), icon=":material/map:", url_path="home", default=True),
+    st.Page("app_pages/data.py", title=t("nav.data"), icon=":material/photo_library:", url_path="data"),
+    st.Page("app_pages/layers.py", title=t("nav.layers"), icon=":material/grid_on:", url_path="layers"),
+    st.Page("app_pages/model.py", title=t("nav.model"), icon=":material/account_tree:", url_path="model"),
+    st.Page("app_pages/train.py", title=t("nav.train"), icon=":material/monitoring:", url_path="train"),
+    st.Page("app_pages/save_load.py", title=t("nav.save_load"), icon=":material/save:", url_path="save"),
+    st.Page("app_pages/predict.py", title=t("nav.predict"), icon=":material/image_search:", url_path="predict"),
 ]
 
 page = st.navigation(PAGES)

@@ -27,27 +27,10 @@ def lang(request) -> str:
     return request.param
 
 
-def _use_navigation_only() -> None:
-    """AppTest re-detects a `pages/` folder before every run and then wraps the script in
-    Streamlit's old folder-based multipage runner, nesting our `st.navigation` inside it
-    (the sidebar disappears after a widget change). The real server does this detection once
-    and our `st.navigation` call switches it off; make AppTest behave the same way."""
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.testing.v1 import app_test
-
-    class NavigationPagesManager(PagesManager):
-        def __init__(self, *args, **kwargs):
-            PagesManager.uses_pages_directory = False
-            super().__init__(*args, **kwargs)
-
-    app_test.PagesManager = NavigationPagesManager
-
-
 def new_app(lang: str = "zh", page: str | None = None, timeout: float = 30):
     """An AppTest of the whole app (router + sidebar), in `lang`, optionally switched to `page`."""
     from streamlit.testing.v1 import AppTest
 
-    _use_navigation_only()
     at = AppTest.from_file(APP, default_timeout=timeout)
     at.session_state["lang"] = lang
     at.run()

@@ -26,7 +26,7 @@ def test_placeholders_match_between_languages():
 
 def test_every_literal_key_used_in_code_exists():
     used = set()
-    for path in [ROOT / "streamlit_app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("ui/*.py")]:
+    for path in [ROOT / "streamlit_app.py", *ROOT.glob("app_pages/*.py"), *ROOT.glob("ui/*.py")]:
         used |= set(re.findall(r"""\bt\(\s*["']([a-z0-9_.]+)["']""", path.read_text(encoding="utf-8")))
     missing = sorted(k for k in used if k not in catalog())
     assert not missing, missing

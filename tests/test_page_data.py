@@ -43,7 +43,7 @@ def _in_language(text: str, lang: str) -> bool:
 
 
 def test_every_section_renders(lang):
-    at = new_app(lang, "pages/data.py")
+    at = new_app(lang, "app_pages/data.py")
     assert_clean(at)
     for name in ("env", "dataset", "torchvision", "transforms", "loader"):
         _section(at, name)
@@ -52,7 +52,7 @@ def test_every_section_renders(lang):
 
 
 def test_torchvision_facts_follow_the_index(lang):
-    at = _section(new_app(lang, "pages/data.py"), "torchvision")
+    at = _section(new_app(lang, "app_pages/data.py"), "torchvision")
     at.number_input(key="data.index").set_value(3).run()
     assert_clean(at)
     facts = D.dataset_facts(D.load_dataset("shapes10", True), D.load_dataset("shapes10", False), 3)
@@ -63,7 +63,7 @@ def test_torchvision_facts_follow_the_index(lang):
 
 
 def test_dataloader_shows_the_courses_numbers(lang):
-    at = new_app(lang, "pages/data.py")
+    at = new_app(lang, "app_pages/data.py")
     at.selectbox(key=f"data.dataset.{lang}").set_value("shapes10-full").run()
     _section(at, "loader")
     metrics = [m.value for m in at.metric]
@@ -87,7 +87,7 @@ def test_offline_dataset_shows_the_message_and_keeps_the_last_one(lang, monkeypa
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(D, "_fetch", offline)
-    at = new_app(lang, "pages/data.py")
+    at = new_app(lang, "app_pages/data.py")
     at.selectbox(key=f"data.dataset.{lang}").set_value("cifar10").run()
     assert_clean(at)
     errors = [e.value for e in at.error]
@@ -110,7 +110,7 @@ BAD_ZIPS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_ZIPS))
 def test_bad_zip_gets_a_clear_message_and_the_app_keeps_working(lang, case):
-    at = _section(new_app(lang, "pages/data.py"), "dataset")
+    at = _section(new_app(lang, "app_pages/data.py"), "dataset")
     at.file_uploader(key="data.zip").set_value((f"{case}.zip", BAD_ZIPS[case], "application/zip")).run()
     assert_clean(at)
     errors = [e.value for e in at.error]
@@ -124,7 +124,7 @@ def test_good_zip_becomes_the_picked_dataset(lang):
     entries = {f"train/{label}/{i}.png": _png((i * 30, 0, 0)) for label in ("ants", "bees") for i in range(5)}
     entries |= {f"val/{label}/{i}.png": _png() for label in ("ants", "bees") for i in range(2)}
     entries["train/readme.txt"] = b"notes"
-    at = _section(new_app(lang, "pages/data.py"), "dataset")
+    at = _section(new_app(lang, "app_pages/data.py"), "dataset")
     at.file_uploader(key="data.zip").set_value(("hymenoptera.zip", _zip(entries), "application/zip")).run()
     assert_clean(at)
     assert _picked(at) == "user"
@@ -144,7 +144,7 @@ def test_good_zip_becomes_the_picked_dataset(lang):
 def test_folder_dataset(lang, tmp_path):
     ds = D.load_dataset("shapes10", False).subset(30)
     D.to_image_folder(ds, tmp_path / "train")
-    at = _section(new_app(lang, "pages/data.py"), "dataset")
+    at = _section(new_app(lang, "app_pages/data.py"), "dataset")
     at.text_input(key="data.folder").set_value(str(tmp_path / "nowhere")).run()
     at.button(key="data.folder_load").click().run()
     assert_clean(at)
@@ -156,7 +156,7 @@ def test_folder_dataset(lang, tmp_path):
 
 
 def test_transforms_editor(lang):
-    at = _section(new_app(lang, "pages/data.py"), "transforms")
+    at = _section(new_app(lang, "app_pages/data.py"), "transforms")
     # The course default: ToTensor, Normalize → input + 2 results, the HWC→CHW note, de-normalized picture.
     assert at.info, "the HWC → CHW explanation"
     at.selectbox(key=f"data.tf_add_kind.{lang}").set_value("RandomCrop").run()
@@ -199,7 +199,7 @@ def test_transforms_editor(lang):
 
 def test_language_switch_keeps_every_choice(lang):
     other = "en" if lang == "zh" else "zh"
-    at = new_app(lang, "pages/data.py")
+    at = new_app(lang, "app_pages/data.py")
     at.selectbox(key=f"data.dataset.{lang}").set_value("shapes10-full").run()
     _section(at, "transforms")
     at.radio(key=f"data.tf_1_preset.{lang}").set_value("dataset").run()

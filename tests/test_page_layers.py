@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import assert_clean, new_app
 from ui.i18n import catalog
 
-PAGE = "pages/layers.py"
+PAGE = "app_pages/layers.py"
 
 
 def label(key: str, lang: str) -> str:

@@ -5,7 +5,7 @@ from dl_core.checkpoint import Checkpoint
 from dl_core.models import build_model, course_cnn, preset
 from tests.conftest import assert_clean, new_app
 
-PAGE = "pages/model.py"
+PAGE = "app_pages/model.py"
 
 
 def _uid(at, index: int) -> int:

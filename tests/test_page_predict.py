@@ -17,7 +17,7 @@ from dl_core.predict import load_image, predict
 from dl_core.preprocess import Preprocessing
 from tests.conftest import assert_clean, new_app
 
-PAGE = "pages/predict.py"
+PAGE = "app_pages/predict.py"
 SHAPES = ["circle", "ring", "triangle", "square", "hexagon", "star", "cross", "heart", "crescent", "arrow"]
 
 

@@ -12,7 +12,7 @@ from dl_core.models import build_model, course_cnn
 from dl_core.preprocess import Preprocessing
 from tests.conftest import assert_clean, new_app
 
-PAGE = "pages/save_load.py"
+PAGE = "app_pages/save_load.py"
 SHAPES = ["circle", "ring", "triangle", "square", "hexagon", "star", "cross", "heart", "crescent", "arrow"]
 
 

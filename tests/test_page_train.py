@@ -37,7 +37,7 @@ def run_until_done(at, timeout: float = 25):
 
 
 def test_idle_page(lang):
-    at = new_app(lang, "pages/train.py")
+    at = new_app(lang, "app_pages/train.py")
     assert_clean(at)
     idle = {"zh": "还没有开始训练", "en": "Nothing is training yet"}[lang]
     assert any(idle in i.value for i in at.info)
@@ -49,7 +49,7 @@ def test_idle_page(lang):
 
 
 def test_start_shows_events_then_results(lang):
-    at = new_app(lang, "pages/train.py")
+    at = new_app(lang, "app_pages/train.py")
     start_tiny_run(at, epochs=2)
     assert_clean(at)
     run_until_done(at)
@@ -74,8 +74,8 @@ def test_start_shows_events_then_results(lang):
     assert len(at.multiselect(key="train.overlay").value) == 2
     assert_clean(at)
     # Another page and back: the runs and the last settings are still there.
-    at.switch_page("pages/home.py").run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/home.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert_clean(at)
     assert len(at.dataframe[0].value) == 2
     assert at.selectbox(key="train.optimizer").value == "adam"
@@ -83,7 +83,7 @@ def test_start_shows_events_then_results(lang):
 
 
 def test_invalid_input_is_a_message_not_a_traceback(lang):
-    at = new_app(lang, "pages/train.py")
+    at = new_app(lang, "app_pages/train.py")
     at.text_input(key="train.example_x").set_value("0.1, abc").run()
     assert_clean(at)
     assert at.error
@@ -94,7 +94,7 @@ def test_invalid_input_is_a_message_not_a_traceback(lang):
 
 
 def test_stop_button(lang):
-    at = new_app(lang, "pages/train.py")
+    at = new_app(lang, "app_pages/train.py")
     at.number_input(key="train.epochs").set_value(100)
     at.number_input(key="train.batch_size").set_value(4)
     at.number_input(key="train.train_subset").set_value(4000)

@@ -91,7 +91,7 @@ def current_dataset(train: bool) -> TensorImageDataset | None:
         return load_current(train)
     except CourseError as exc:
         st.error(error_text(exc), icon=":material/error:")
-        st.page_link("pages/data.py", label=t("data.go_pick"), icon=":material/photo_library:")
+        st.page_link("app_pages/data.py", label=t("data.go_pick"), icon=":material/photo_library:")
         return None
 
 

@@ -92,15 +92,15 @@ def page(browser):
     context.close()
 
 
-def wait_for_app(pg) -> None:
-    """Wait until Streamlit has finished running the script (no 'running' indicator)."""
+def wait_for_app(pg, timeout: float = 60_000) -> None:
+    """Wait until Streamlit has finished running the script (stApp's script state is notRunning)."""
     pg.wait_for_selector("[data-testid='stApp']")
     pg.wait_for_function(
-        "() => !document.querySelector(\"[data-testid='stStatusWidget']\")"
-        " || !document.querySelector(\"[data-testid='stStatusWidget']\").innerText.match(/Running|Stop/)",
-        timeout=60_000,
+        "() => document.querySelector(\"[data-testid='stApp']\")"
+        "?.getAttribute('data-test-script-state') === 'notRunning'",
+        timeout=timeout,
     )
-    pg.wait_for_timeout(300)
+    pg.wait_for_timeout(200)
 
 
 def screenshot(pg, name: str) -> Path:

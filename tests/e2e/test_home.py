@@ -30,3 +30,15 @@ def test_sidebar_device_panel(page, app_url):
     wait_for_app(page)
     page.get_by_text("Device:", exact=False).first.click()
     page.get_by_text("torch.cuda.is_available()", exact=False).first.wait_for()
+
+
+@pytest.mark.parametrize("path, title", [("layers", "Layers lab"), ("train", "Train"), ("predict", "Predict")])
+def test_deep_link_keeps_the_router_and_the_language(page, app_url, path, title):
+    """A shared link straight to a page still gets the sidebar, the language and the page list."""
+    page.goto(f"{app_url}/{path}?lang=en")
+    wait_for_app(page)
+    nav = page.locator("[data-testid='stSidebarNav']")
+    nav.get_by_text("Course map").wait_for()
+    nav.get_by_text(title, exact=True).wait_for()
+    assert page.get_by_text("English", exact=True).is_visible()
+    assert "streamlit app" not in nav.inner_text().lower()

@@ -85,7 +85,7 @@ st.markdown(t("train.dataset_line", name=current_title(), n_train=len(train_set)
 model_options = ([BUILDER] if builder_spec is not None else []) + list(PRESETS)
 if builder_spec is None:
     st.caption(t("train.no_builder"))
-    st.page_link("pages/model.py", label=t("nav.model"), icon=":material/account_tree:")
+    st.page_link("app_pages/model.py", label=t("nav.model"), icon=":material/account_tree:")
 st.caption(t("train.defaults_note", epochs=DEFAULT_EPOCHS, images=min(len(train_set), DEFAULT_TRAIN_IMAGES)))
 st.caption(t("train.tip_compare"))
 

@@ -38,7 +38,7 @@ if ckpt is None:
     c1.button(t("save.use_demo"), key="save.use_demo", on_click=_use_demo, icon=":material/smart_toy:",
               type="primary")
     with c2:
-        st.page_link("pages/train.py", label=t("save.go_train"), icon=":material/monitoring:")
+        st.page_link("app_pages/train.py", label=t("save.go_train"), icon=":material/monitoring:")
     c3.markdown(t("save.go_load"))
     if "save.demo_error" in st.session_state:
         st.error(st.session_state.pop("save.demo_error"), icon=":material/error:")
@@ -136,7 +136,7 @@ elif outcome is not None and outcome[0] == "ok":
                    if loaded.dataset else t("save.classes_numbered", last=len(loaded.classes) - 1))
     with st.expander(t("save.structure"), icon=":material/account_tree:"):
         st.code(str(loaded.build()), language="text")
-    st.page_link("pages/predict.py", label=t("save.go_predict"), icon=":material/image_search:")
+    st.page_link("app_pages/predict.py", label=t("save.go_predict"), icon=":material/image_search:")
 
 current = state.trained()
 show_code(load_code(current.spec if current is not None else course_cnn()), key="save.code_load", filename="load.py")

@@ -87,9 +87,9 @@ if session_ckpt is None:
     st.info(t("predict.no_model"), icon=":material/info:")
     c1, c2 = st.columns(2)
     with c1:
-        st.page_link("pages/train.py", label=t("predict.go_train"), icon=":material/monitoring:")
+        st.page_link("app_pages/train.py", label=t("predict.go_train"), icon=":material/monitoring:")
     with c2:
-        st.page_link("pages/save_load.py", label=t("predict.go_load"), icon=":material/upload_file:")
+        st.page_link("app_pages/save_load.py", label=t("predict.go_load"), icon=":material/upload_file:")
 else:
     # Labels are looked up now, not inside format_func: AppTest calls it outside the script run.
     sources = {s: t(f"predict.source.{s}") for s in ("session", "demo")}
@@ -202,5 +202,5 @@ with st.container(border=True, key="predict.result"):
 
 _show_steps(name, image, prediction, names, mode)
 st.session_state[LAST_IMAGE] = prediction.seen_uint8
-st.page_link("pages/model.py", label=t("predict.feature_maps"), icon=":material/layers:")
+st.page_link("app_pages/model.py", label=t("predict.feature_maps"), icon=":material/layers:")
 show_code(predict_code(ckpt.spec, used_prep, ckpt.classes), key="predict.code", filename="test.py")
