@@ -18,7 +18,7 @@ from ui.i18n import error_text, lang, prose, t
 
 BUILDER = "builder"  # the network from the model page
 DEFAULT_EPOCHS = 5
-DEFAULT_TRAIN_IMAGES = 5000
+DEFAULT_TRAIN_IMAGES = 10000
 DEFAULT_LOG_EVERY = 10
 LAST_CONFIG = "train.last_config"  # the config of the last Start (for the code panel)
 MAX_WRONG = 24

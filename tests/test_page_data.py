@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from dl_core import datasets as D
+from ui.state import DEFAULT_DATASET
 from tests.conftest import assert_clean, new_app
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -35,7 +36,7 @@ def _section(at, name):
 
 def _picked(at) -> str:
     """ui.state.dataset_name() as the other pages will read it."""
-    return at.session_state["ws.dataset"] if "ws.dataset" in at.session_state else "shapes10"
+    return at.session_state["ws.dataset"] if "ws.dataset" in at.session_state else DEFAULT_DATASET
 
 
 def _in_language(text: str, lang: str) -> bool:
@@ -55,7 +56,7 @@ def test_torchvision_facts_follow_the_index(lang):
     at = _section(new_app(lang, "app_pages/data.py"), "torchvision")
     at.number_input(key="data.index").set_value(3).run()
     assert_clean(at)
-    facts = D.dataset_facts(D.load_dataset("shapes10", True), D.load_dataset("shapes10", False), 3)
+    facts = D.dataset_facts(D.load_dataset(DEFAULT_DATASET, True), D.load_dataset(DEFAULT_DATASET, False), 3)
     printed = "\n".join(c.value for c in at.code)
     assert f"\n{facts.len_train}\n" in printed and f"\n{facts.len_test}\n" in printed
     assert str(facts.class_to_idx) in printed and f"({facts.label}, '{facts.label_name}')" in printed
@@ -92,10 +93,10 @@ def test_offline_dataset_shows_the_message_and_keeps_the_last_one(lang, monkeypa
     assert_clean(at)
     errors = [e.value for e in at.error]
     assert errors and "cifar-10-python.tar.gz" in errors[0] and _in_language(errors[0], lang)
-    assert _picked(at) == "shapes10"
-    assert at.selectbox(key=f"data.dataset.{lang}").value == "shapes10"
+    assert _picked(at) == DEFAULT_DATASET
+    assert at.selectbox(key=f"data.dataset.{lang}").value == DEFAULT_DATASET
     _section(at, "loader")
-    assert [m.value for m in at.metric][:2] == ["1,000", "16"]  # still working, on the last good dataset
+    assert [m.value for m in at.metric][:2] == ["10,000", "157"]  # still working, on the last good dataset
 
 
 BAD_ZIPS = {
@@ -117,7 +118,7 @@ def test_bad_zip_gets_a_clear_message_and_the_app_keeps_working(lang, case):
     assert len(errors) == 1 and _in_language(errors[0], lang), errors
     at.number_input(key="data.own_size").set_value(16).run()  # the page still responds
     assert_clean(at)
-    assert _picked(at) == "shapes10"
+    assert _picked(at) == DEFAULT_DATASET
 
 
 def test_good_zip_becomes_the_picked_dataset(lang):
@@ -200,12 +201,12 @@ def test_transforms_editor(lang):
 def test_language_switch_keeps_every_choice(lang):
     other = "en" if lang == "zh" else "zh"
     at = new_app(lang, "app_pages/data.py")
-    at.selectbox(key=f"data.dataset.{lang}").set_value("shapes10-full").run()
+    at.selectbox(key=f"data.dataset.{lang}").set_value("shapes10").run()
     _section(at, "transforms")
     at.radio(key=f"data.tf_1_preset.{lang}").set_value("dataset").run()
     at.sidebar.radio(key="lang").set_value(other).run()
     assert_clean(at)
-    assert _picked(at) == "shapes10-full"
-    assert at.selectbox(key=f"data.dataset.{other}").value == "shapes10-full"
+    assert _picked(at) == "shapes10"
+    assert at.selectbox(key=f"data.dataset.{other}").value == "shapes10"
     assert at.radio(key=f"data.tf_1_preset.{other}").value == "dataset"
     assert at.segmented_control(key="data.section").value == "transforms"

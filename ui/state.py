@@ -14,7 +14,7 @@ DATASET = "ws.dataset"  # name of the dataset the student picked (default: Shape
 SPEC = "ws.spec"  # the ModelSpec built on the builder page
 TRAINED = "ws.trained"  # the current trained/loaded model, as a Checkpoint
 
-DEFAULT_DATASET = "shapes10"
+DEFAULT_DATASET = "shapes10-full"  # CIFAR-sized: the course's numbers (157 batches) and enough images to learn from
 
 
 def dataset_name() -> str:
