@@ -456,8 +456,8 @@ def test_demo_missing_is_a_clear_error(tmp_path):
 def test_the_shipped_demo_model_loads():
     from dl_core.checkpoint import DEMO_PATH
 
-    if not DEMO_PATH.is_file():
-        pytest.skip("assets/demo_shapes10.pth not made yet (scripts/make_demo_model.py)")
+    assert DEMO_PATH.is_file(), "the demo model ships with the app (scripts/make_demo_model.py)"
     demo = load_demo()
-    assert demo.dataset == "shapes10" and demo.spec == course_cnn() and len(demo.classes) == 10
+    assert demo.dataset == "shapes10-full" and demo.spec == course_cnn() and len(demo.classes) == 10
+    assert demo.history["test_accuracy"] > 0.9
     assert DEMO_PATH.stat().st_size < 1_000_000
