@@ -1,33 +1,12 @@
 """Code for the save/load page: the course's two ways to save, and loading back (map_location, safely)."""
 from __future__ import annotations
 
-
-from dl_core.codegen.model import layer_code
+from dl_core.codegen.model import imports, tudui_class
 from dl_core.models import ModelSpec
 
 
-def tudui_class(spec: ModelSpec) -> str:
-    """`class Tudui(nn.Module)` with `self.model = nn.Sequential(...)`, as the course's model.py has it."""
-    if spec.layers and all(layer.name for layer in spec.layers):
-        body = "\n".join(f"            ({layer.name!r}, {layer_code(layer)})," for layer in spec.layers)
-        seq = f"nn.Sequential(OrderedDict([\n{body}\n        ]))"
-    else:
-        body = "\n".join(f"            {layer_code(layer)}," for layer in spec.layers)
-        seq = f"nn.Sequential(\n{body}\n        )"
-    return f'''class Tudui(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.model = {seq}
-
-    def forward(self, x):
-        x = self.model(x)
-        return x
-'''
-
-
 def _header(spec: ModelSpec) -> str:
-    named = spec.layers and all(layer.name for layer in spec.layers)
-    return ("from collections import OrderedDict\n\n" if named else "") + "import torch\nfrom torch import nn\n"
+    return imports(bool(spec.layers) and all(layer.name for layer in spec.layers))
 
 
 def save_code(spec: ModelSpec, path1: str = "tudui_method1.pth", path2: str = "tudui_method2.pth") -> str:

@@ -33,6 +33,37 @@ def layer_code(layer: LayerSpec) -> str:
     return f"nn.{layer.kind}({', '.join(positional + keywords)})"
 
 
+def imports(ordered: bool) -> str:
+    """The import lines a Tudui script needs (OrderedDict only for note 003's named form)."""
+    return ("from collections import OrderedDict\n\n" if ordered else "") + "import torch\nfrom torch import nn\n"
+
+
+def tudui_class(spec: ModelSpec, ordered: bool | None = None) -> str:
+    """`class Tudui(nn.Module)` with `self.model = nn.Sequential(...)`, as the course's model.py has it.
+
+    `ordered=True` writes note 003's `nn.Sequential(OrderedDict([('conv1', ...), ...]))` form;
+    None picks it when every layer has a name.
+    """
+    if ordered is None:
+        ordered = bool(spec.layers) and all(layer.name for layer in spec.layers)
+    if ordered:
+        names = [layer.name or f"layer{i}" for i, layer in enumerate(spec.layers)]
+        body = "\n".join(f"            ({name!r}, {layer_code(layer)})," for name, layer in zip(names, spec.layers))
+        seq = f"nn.Sequential(OrderedDict([\n{body}\n        ]))"
+    else:
+        body = "\n".join(f"            {layer_code(layer)}," for layer in spec.layers)
+        seq = f"nn.Sequential(\n{body}\n        )"
+    return f'''class Tudui(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = {seq}
+
+    def forward(self, x):
+        x = self.model(x)
+        return x
+'''
+
+
 def model_code(spec: ModelSpec, input_shape: tuple[int, int, int] = (3, 32, 32), ordered: bool = False,
                batch_size: int = 64) -> str:
     """The course's model.py: `class Tudui(nn.Module)` with `self.model = nn.Sequential(...)`, and the
@@ -41,26 +72,9 @@ def model_code(spec: ModelSpec, input_shape: tuple[int, int, int] = (3, 32, 32),
     `ordered=True` writes note 003's `nn.Sequential(OrderedDict([('conv1', ...), ...]))` form.
     """
     c, h, w = input_shape
-    if ordered:
-        names = [layer.name or f"layer{i}" for i, layer in enumerate(spec.layers)]
-        body = "\n".join(f"            ({name!r}, {layer_code(layer)})," for name, layer in zip(names, spec.layers))
-        seq = f"nn.Sequential(OrderedDict([\n{body}\n        ]))"
-        header = "from collections import OrderedDict\n\nimport torch\nfrom torch import nn\n"
-    else:
-        body = "\n".join(f"            {layer_code(layer)}," for layer in spec.layers)
-        seq = f"nn.Sequential(\n{body}\n        )"
-        header = "import torch\nfrom torch import nn\n"
-    return f'''{header}
+    return f'''{imports(ordered)}
 
-class Tudui(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.model = {seq}
-
-    def forward(self, x):
-        x = self.model(x)
-        return x
-
+{tudui_class(spec, ordered)}
 
 if __name__ == "__main__":
     tudui = Tudui()

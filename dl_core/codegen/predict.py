@@ -1,7 +1,8 @@
 """Code for the predict page: the course's test.py for the current model and preprocessing."""
 from __future__ import annotations
 
-from dl_core.codegen.checkpoint import _header, tudui_class
+from dl_core.codegen.checkpoint import _header
+from dl_core.codegen.model import tudui_class
 from dl_core.models import ModelSpec
 from dl_core.preprocess import Preprocessing
 
