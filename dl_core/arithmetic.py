@@ -37,12 +37,7 @@ def conv_output_size(
     With ceil_mode (pooling) the division rounds up, but a last window that would start in
     the right padding is dropped, exactly as torch does.
     """
-    if stride < 1:
-        raise CourseError("arith.stride", "stride must be at least 1, got {stride}", stride=stride)
-    if padding < 0:
-        raise CourseError("arith.padding", "padding must be 0 or more, got {padding}", padding=padding)
-    if dilation < 1:
-        raise CourseError("arith.dilation", "dilation must be at least 1, got {dilation}", dilation=dilation)
+    stride, padding, dilation = _check_settings(stride, padding, dilation)
     if kernel_size < 1 or size < 1:
         raise CourseError(
             "arith.size", "sizes must be at least 1, got input {size} and kernel {kernel}",
