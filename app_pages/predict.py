@@ -104,7 +104,7 @@ except CourseError as exc:
     st.error(error_text(exc), icon=":material/error:")
     st.stop()
 names = display_classes(ckpt.classes, lang())
-st.caption(t("predict.model_info", dataset=ckpt.dataset or "?", params=count_parameters(model), n=len(names),
+st.caption(t("predict.model_info", dataset=DATASETS[ckpt.dataset].title if ckpt.dataset in DATASETS else ckpt.dataset or "?", params=count_parameters(model), n=len(names),
              shape="×".join(map(str, ckpt.input_shape))))
 
 # ------------------------------------------------------------------------------------- the inputs

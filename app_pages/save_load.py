@@ -49,7 +49,8 @@ else:
     with st.container(border=True, key="save.summary"):
         st.markdown(f"**{t('save.current')}**")
         m1, m2, m3, m4 = st.columns(4)
-        m1.metric(t("save.dataset"), ckpt.dataset or t("save.unknown"))
+        m1.metric(t("save.dataset"), DATASETS[ckpt.dataset].title if ckpt.dataset in DATASETS
+                  else ckpt.dataset or t("save.unknown"))
         m2.metric(t("save.params"), f"{params:,}")
         m3.metric(t("save.accuracy"), t("save.unknown") if acc is None else f"{100 * acc:.1f} %")
         m4.metric(t("save.epochs"), t("save.unknown") if epochs is None else epochs)

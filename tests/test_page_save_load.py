@@ -46,7 +46,7 @@ def test_no_model_offers_the_demo_train_and_load(lang, demo):
     at.button(key="save.use_demo").click().run()
     assert_clean(at)
     assert at.session_state["ws.trained"].history == {"epochs": 1, "accuracy": 0.3}
-    assert [m.value for m in at.metric][:4] == ["shapes10", "145,578", "30.0 %", "1"]
+    assert [m.value for m in at.metric][:4] == ["Shapes-10", "145,578", "30.0 %", "1"]
 
 
 def test_missing_demo_is_a_clear_message(lang, tmp_path, monkeypatch):
