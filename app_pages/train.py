@@ -19,6 +19,7 @@ from ui.i18n import error_text, lang, prose, t
 BUILDER = "builder"  # the network from the model page
 DEFAULT_EPOCHS = 5
 DEFAULT_TRAIN_IMAGES = 10000
+DEFAULT_TEST_IMAGES = 2000  # the course tests on all 10,000; 2,000 keeps the short run near a minute
 DEFAULT_LOG_EVERY = 10
 LAST_CONFIG = "train.last_config"  # the config of the last Start (for the code panel)
 MAX_WRONG = 24
@@ -86,13 +87,15 @@ model_options = ([BUILDER] if builder_spec is not None else []) + list(PRESETS)
 if builder_spec is None:
     st.caption(t("train.no_builder"))
     st.page_link("app_pages/model.py", label=t("nav.model"), icon=":material/account_tree:")
-st.caption(t("train.defaults_note", epochs=DEFAULT_EPOCHS, images=min(len(train_set), DEFAULT_TRAIN_IMAGES)))
+st.caption(t("train.defaults_note", epochs=DEFAULT_EPOCHS, images=min(len(train_set), DEFAULT_TRAIN_IMAGES),
+             test=min(len(test_set), DEFAULT_TEST_IMAGES)))
 st.caption(t("train.tip_compare"))
 
 # The form starts from the last run's settings (widget keys vanish when the student visits another page).
 last = st.session_state.get(LAST_CONFIG)
 prev: TrainConfig = last[0] if last else TrainConfig(epochs=DEFAULT_EPOCHS, log_every=DEFAULT_LOG_EVERY,
-                                                      train_subset=DEFAULT_TRAIN_IMAGES)
+                                                      train_subset=DEFAULT_TRAIN_IMAGES,
+                                                      test_subset=DEFAULT_TEST_IMAGES)
 prev_model = last[1] if last and last[1] in model_options else model_options[0]
 
 

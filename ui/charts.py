@@ -50,7 +50,7 @@ def test_figure(history: History) -> go.Figure:
     fig.add_trace(go.Scatter(x=epochs, y=np.asarray(history.train_loss), mode="lines+markers",
                              name=t("train.chart.train_loss_mean"), line=dict(color="#e4572e", dash="dot")))
     fig.add_trace(go.Scatter(x=epochs, y=np.asarray(history.test_accuracy), mode="lines+markers",
-                             name="test_accuracy", yaxis="y2", line=dict(color="#2ca02c", width=3)))
+                             name=t("train.chart.test_accuracy"), yaxis="y2", line=dict(color="#2ca02c", width=3)))
     fig.update_layout(yaxis2=dict(overlaying="y", side="right", range=[0, 1], title="accuracy", tickformat=".0%"))
     fig.update_xaxes(dtick=1)
     return _layout(fig, t("train.chart.test"), "epoch", "loss")
