@@ -301,13 +301,17 @@ def advance_if_playing(prefix: str, n: int) -> None:
 # The conv stepper (a fragment: stepping and autoplay rerun only this part of the page)
 # ----------------------------------------------------------------------------------------------
 
-def conv_stepper(trace: ConvTrace) -> None:
-    prefix = "layers.conv"
-    n = len(trace.steps)
+def stepper(prefix: str, steps: tuple) -> tuple:
+    """Advance when playing, draw the step controls; returns (k, n, the k-th step), k counted from 1."""
+    n = len(steps)
     advance_if_playing(prefix, n)
     step_controls(prefix, n)
     k = min(st.session_state.get(f"{prefix}.step", 1), n)
-    step = trace.steps[k - 1]
+    return k, n, steps[k - 1]
+
+
+def conv_stepper(trace: ConvTrace) -> None:
+    k, n, step = stepper("layers.conv", trace.steps)
     i, j = step.position
     st.markdown(t("layers.conv.step_title", k=k, n=n, i=i, j=j))
     st.markdown(f"`output[{i}][{j}] = {multiply_add(step)}`")
@@ -322,12 +326,7 @@ def conv_stepper(trace: ConvTrace) -> None:
 
 
 def pool_stepper(trace: PoolTrace, avg: PoolTrace | None) -> None:
-    prefix = "layers.pool"
-    n = len(trace.steps)
-    advance_if_playing(prefix, n)
-    step_controls(prefix, n)
-    k = min(st.session_state.get(f"{prefix}.step", 1), n)
-    step = trace.steps[k - 1]
+    k, n, step = stepper("layers.pool", trace.steps)
     i, j = step.position
     st.markdown(t("layers.pool.step_title", k=k, n=n, i=i, j=j))
     st.markdown(f"`MaxPool2d: output[{i}][{j}] = {pool_expression(step, 'max')}`")
