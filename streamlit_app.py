@@ -4,7 +4,9 @@ import streamlit as st
 from dl_core.training import tune_allocator
 from ui.i18n import t
 from ui.sidebar import init_language, render_sidebar
+from ui.warmup import warm_up
 
+warm_up()  # heavy imports once, then gc.freeze(): cheap post-run garbage collection (ui/warmup.py)
 tune_allocator()  # glibc malloc thresholds, once per process (PERFORMANCE.md: up to 1.4x)
 st.set_page_config(page_title="PyTorch 课堂 · Torch Classroom", page_icon="🔥", layout="wide")
 init_language()

@@ -1,12 +1,15 @@
-"""Train: course steps 13–18. Loss and backward, the optimizer, then the full loop, live, in the background."""
+"""Train: course steps 13–18. Loss and backward, the optimizer, then the full loop, live, out of the web process."""
+from dataclasses import replace
+
 import numpy as np
 import streamlit as st
 
 from dl_core.codegen.train import train_code
-from dl_core.datasets import display_classes
+from dl_core.datasets import DATASETS, display_classes
 from dl_core.errors import CourseError
-from dl_core.jobs import tensorboard_available
+from dl_core.jobs import Job, tensorboard_available
 from dl_core.models import PRESETS, preset
+from dl_core.students import Run
 from dl_core.training import (
     OPTIMIZERS, DoneEvent, EpochEvent, NoticeEvent, StartEvent, StepEvent, TrainConfig, confusion_matrix,
     loss_example, per_class_accuracy, zero_grad_demo,
@@ -17,54 +20,341 @@ from ui.datasets import current_dataset, current_title
 from ui.i18n import error_text, lang, prose, t
 
 BUILDER = "builder"  # the network from the model page
-DEFAULT_EPOCHS = 5
-DEFAULT_TRAIN_IMAGES = 10000
-DEFAULT_TEST_IMAGES = 2000  # the course tests on all 10,000; 2,000 keeps the short run near a minute
 DEFAULT_LOG_EVERY = 10
-LAST_CONFIG = "train.last_config"  # the config of the last Start (for the code panel)
+LAST_CONFIG = "train.last_config"  # the config of the last Start (for the code panel and the form)
+LIVE_KEY = "train.live_tickets"  # session state: the jobs the live section showed last time
+NOTICE_KEY = "train.flash"  # session state: a message for the next run of the page (set by callbacks)
 MAX_WRONG = 24
+FAST_RECIPE = {"optimizer": "sgd_momentum", "normalize": True}  # the course's recipe plus its two classic upgrades
 
+
+def basics() -> None:
+    """Course steps 13–14: the loss of one example, backward, the optimizer, computed live."""
+    with st.expander(t("train.basics"), icon=":material/school:"):
+        st.markdown(prose("train_loss"))
+        left, right = st.columns([3, 1])
+        x_text = left.text_input(t("train.example_x"), "0.1, 0.2, 0.3", key="train.example_x")
+        y_value = right.number_input(t("train.example_y"), min_value=0, max_value=19, value=1, step=1,
+                                     key="train.example_y")
+        try:
+            x_values = tuple(float(v) for v in x_text.replace("[", " ").replace("]", " ").split(",") if v.strip())
+        except ValueError:
+            x_values = None
+            st.error(t("train.example_x_invalid"), icon=":material/error:")
+        if x_values is not None:
+            try:
+                ex = loss_example(x_values, int(y_value))
+            except CourseError as exc:
+                st.error(error_text(exc), icon=":material/error:")
+            else:
+                st.code(
+                    "loss_fn = nn.CrossEntropyLoss()\n"
+                    f"x = torch.tensor([{list(ex.x)}], requires_grad=True)\n"
+                    f"y = torch.tensor([{ex.y}])\n"
+                    f"loss = loss_fn(x, y)\nprint(loss)  # tensor({ex.loss:.4f})\n"
+                    f"loss.backward()\nprint(x.grad)  # {[round(g, 4) for g in ex.grad]}",
+                    language="python")
+                c1, c2 = st.columns(2)
+                c1.metric(t("train.example_loss"), f"{ex.loss:.4f}")
+                c2.metric(t("train.example_formula"), f"{ex.by_formula:.4f}")
+                st.caption(t("train.example_formula_text", y=ex.y))
+        st.markdown(prose("train_optimizer"))
+        demo = zero_grad_demo()
+        d1, d2, d3, d4 = st.columns(4)
+        d1.metric(t("train.grad_once"), f"{demo.grad_once:g}")
+        d2.metric(t("train.grad_twice"), f"{demo.grad_twice_without_zero:g}")
+        d3.metric(t("train.grad_zeroed"), f"{demo.grad_twice_with_zero:g}")
+        d4.metric(t("train.w_after_step"), f"{demo.w_after_step:g}", f"{demo.w_after_step - demo.w_before:+g}")
+
+
+def dataset_title(name: str) -> str:
+    info = DATASETS.get(name)
+    return info.title if info is not None else t("data.user_title") if name == "user" else name
+
+
+def limits_line(n_train: int) -> None:
+    """The teacher's limits in force and how busy the server is, in one caption."""
+    cfg, room = jobs.limits(), jobs.classroom()
+    speed = room.speed()
+    st.caption(t("train.limits", jobs=room.max_jobs, running=room.running(), queued=room.queued(),
+                 epochs=cfg.max_epochs, images=cfg.max_train_images or n_train,
+                 speed="–" if speed is None else f"{speed:,.0f}"))
+
+
+def _fit(value: int | None, upper: int) -> int:
+    return upper if value is None else max(1, min(int(value), upper))
+
+
+def training_form(model_options: list[str], prev: TrainConfig, prev_model: str, n_train: int, n_test: int
+                  ) -> tuple[str | None, TrainConfig, str, bool]:
+    """The recipe; returns (which button: 'start' | 'compare' | None, config, model, tensorboard)."""
+    cfg = jobs.limits()
+    max_images = min(n_train, cfg.max_train_images or n_train)
+    with st.form("train.form", border=True):
+        f1, f2, f3 = st.columns(3)
+        model_choice = f1.selectbox(t("train.model"), model_options, index=model_options.index(prev_model),
+                                    key="train.model", format_func={m: t(f"train.model.{m}") for m in model_options}.get)
+        epochs = f2.number_input(t("train.epochs"), 1, cfg.max_epochs, min(prev.epochs, cfg.max_epochs),
+                                 key="train.epochs")
+        batch_size = f3.number_input(t("train.batch_size"), 1, min(4096, max_images),
+                                     _fit(prev.batch_size, min(4096, max_images)), key="train.batch_size")
+        f4, f5, f6 = st.columns(3)
+        lr = f4.number_input(t("train.lr"), min_value=1e-6, max_value=10.0, value=float(prev.lr), step=0.001,
+                             format="%g", key="train.lr")
+        optimizer = f5.selectbox(t("train.optimizer"), OPTIMIZERS, index=OPTIMIZERS.index(prev.optimizer),
+                                 key="train.optimizer", format_func={o: t(f"train.optimizer.{o}") for o in OPTIMIZERS}.get)
+        devices = ("auto", "cpu", "cuda", "mps")
+        device = f6.selectbox(t("train.device"), devices, index=devices.index(prev.device), key="train.device",
+                              format_func={d: t(f"train.device.{d}") for d in devices}.get)
+        f7, f8, f9 = st.columns(3)
+        n_images = f7.number_input(t("train.train_subset"), 1, max_images, _fit(prev.train_subset, max_images),
+                                   key="train.train_subset")
+        n_tests = f8.number_input(t("train.test_subset"), 1, n_test, _fit(prev.test_subset, n_test),
+                                  key="train.test_subset")
+        log_every = f9.number_input(t("train.log_every"), 1, 10_000, min(prev.log_every, 10_000), key="train.log_every",
+                                    help=t("train.log_every_help"))
+        with st.expander(t("train.more")):
+            m1, m2, m3 = st.columns(3)
+            weight_decay = m1.number_input(t("train.weight_decay"), 0.0, 1.0, float(prev.weight_decay), step=0.0001,
+                                           format="%g", key="train.weight_decay")
+            seed = m2.number_input(t("train.seed"), 0, 2**31 - 1, min(prev.seed, 2**31 - 1), key="train.seed")
+            time_limit = m3.number_input(t("train.time_limit"), 0, 24 * 3600, int(prev.time_limit or 0),
+                                         key="train.time_limit", help=t("train.time_limit_help"))
+            augment = st.checkbox(t("train.augment"), prev.augment, key="train.augment", help=t("train.augment_help"))
+            normalize = st.checkbox(t("train.normalize"), prev.normalize, key="train.normalize",
+                                    help=t("train.normalize_help"))
+            tb_ok = tensorboard_available()
+            last = st.session_state.get(LAST_CONFIG)
+            tensorboard = st.checkbox(t("train.tensorboard"), bool(last and last[2]) and tb_ok, key="train.tensorboard",
+                                      disabled=not tb_ok,
+                                      help=t("train.tensorboard_help") if tb_ok else t("train.tensorboard_missing"))
+        b1, b2 = st.columns([1, 2])
+        started = b1.form_submit_button(t("train.start"), type="primary", icon=":material/play_arrow:")
+        compare = b2.form_submit_button(t("train.compare"), icon=":material/compare_arrows:",
+                                        help=t("train.compare_help"))
+    config = TrainConfig(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), optimizer=optimizer,
+                         weight_decay=float(weight_decay), device=device, seed=int(seed), train_subset=int(n_images),
+                         test_subset=int(n_tests), augment=augment, normalize=normalize, log_every=int(log_every),
+                         time_limit=float(time_limit) or None)
+    action = "start" if started else "compare" if compare else None
+    return action, config, model_choice, tensorboard
+
+
+def start_runs(action: str, config: TrainConfig, model_choice: str, spec, train_set, test_set, dataset_name: str,
+               tensorboard: bool) -> None:
+    """One run, or the course recipe and the faster one side by side; a refusal is a message."""
+    if action == "compare":
+        course = replace(config, optimizer="sgd", normalize=False)
+        plans = [("course", course), ("fast", replace(course, **FAST_RECIPE))]
+    else:
+        plans = [(None, config)]
+    active = len(jobs.active_jobs())
+    if active and active + len(plans) > jobs.JOBS_PER_STUDENT:
+        st.warning(t("train.busy", count=active), icon=":material/hourglass_top:")
+        return
+    try:
+        for recipe, cfg in plans:
+            jobs.start_job(spec, model_choice, train_set, test_set, cfg, dataset_name, tensorboard, recipe)
+    except CourseError as exc:
+        st.error(error_text(exc), icon=":material/error:")
+    else:
+        st.session_state[LAST_CONFIG] = (config, model_choice, tensorboard)
+
+
+# ---- Live: the fragment polls the jobs (the worker processes never call Streamlit) ------------------
+def job_label(job: Job) -> str:
+    recipe = job.meta.get("recipe")
+    model_key = job.meta.get("model_key", "course")
+    base = f"#{job.meta.get('number', '?')} {t(f'train.model.{model_key}')}"
+    return f"{base} · {t(f'train.recipe.{recipe}')}" if recipe else f"{base} · {job.config.optimizer} lr={job.config.lr:g}"
+
+
+def eta_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def job_status(job: Job, index: int) -> None:
+    """One job's line: its place in the queue and expected start, or where it trains and how far it is."""
+    room = jobs.classroom()
+    start = job.last(StartEvent)
+    last_step = job.last(StepEvent)
+    last_epoch = job.last(EpochEvent)
+    top_left, top_right = st.columns([4, 1], vertical_alignment="center")
+    if job.state == "queued":
+        top_left.info(t("train.queued", label=job_label(job), position=job.queue_position(), running=room.running(),
+                        eta=eta_text(room.estimate_start(job))), icon=":material/hourglass_top:")
+    else:
+        top_left.markdown(t("train.running", label=job_label(job), device=start.device.upper() if start else "…",
+                            name=start.device_name if start else "", threads=start.threads if start else "…",
+                            precision=start.precision if start else "…", where=job.where or "…"))
+    key = "train.stop_button" if index == 0 else f"train.stop_button_{index + 1}"
+    if top_right.button(t("train.stop"), key=key, icon=":material/stop:", disabled=job.stop_requested):
+        job.stop()
+        st.toast(t("train.stopping"), icon=":material/stop_circle:")
+    for notice in (e for e in job.events() if isinstance(e, NoticeEvent)):
+        st.warning(t(f"train.notice.{notice.code}", **dict(notice.params)), icon=":material/memory:")
+    if start is None:
+        return
+    steps_total = start.steps_per_epoch * start.epochs
+    progress = last_step.progress if last_step else 0.0
+    st.progress(min(progress, 1.0), text=t("train.progress", epoch=last_step.epoch if last_step else 1,
+                                           epochs=job.config.epochs, step=last_step.step if last_step else 0,
+                                           steps=steps_total, eta=eta_text(job.remaining_seconds(room.speed()))))
+    probe = getattr(job.history, "probe_accuracy", [])
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric(t("train.metric_loss"), f"{last_step.loss:.4f}" if last_step else "–")
+    m2.metric(t("train.metric_live_acc"), f"{probe[-1]:.1%}" if probe else "–", help=t("train.metric_live_acc_help"))
+    m3.metric(t("train.metric_acc"), f"{last_epoch.test_accuracy:.1%}" if last_epoch else "–")
+    m4.metric(t("train.metric_speed"), f"{last_step.images_per_sec:,.0f}" if last_step else "–")
+
+
+def render_live() -> None:
+    pending = jobs.jobs()
+    shown = st.session_state.get(LIVE_KEY, [])
+    tickets = [j.ticket for j in pending]
+    if any(ticket not in tickets for ticket in shown):
+        st.session_state[LIVE_KEY] = tickets
+        st.rerun()  # a run ended: the whole page shows its results, and the refresh timer changes
+    was_queued = st.session_state.get("train.live_queued", False)
+    now_queued = bool(pending) and all(j.state == "queued" for j in pending)
+    st.session_state["train.live_queued"] = now_queued
+    if was_queued and not now_queued:
+        st.rerun()  # out of the queue: refresh every second from now on
+    st.session_state[LIVE_KEY] = tickets
+    if not pending:
+        st.info(t("train.idle"), icon=":material/info:")
+        return
+    for index, job in enumerate(pending):
+        with st.container(border=True):
+            job_status(job, index)
+    series = [(job_label(j), j.history) for j in pending if j.state != "queued"]
+    if series:
+        ch1, ch2 = st.columns(2)
+        ch1.plotly_chart(charts.live_loss_figure(series), key="train.chart_loss", width="stretch")
+        ch2.plotly_chart(charts.live_accuracy_figure(series), key="train.chart_test", width="stretch")
+        with st.expander(t("train.speed_chart")):
+            st.plotly_chart(charts.speed_figure(series[-1][1]), key="train.chart_speed", width="stretch")
+
+
+def refresh_interval() -> float | None:
+    """Once a second while a run trains, every few seconds while only waiting in the queue, never when idle."""
+    pending = jobs.jobs()
+    if not pending:
+        return None
+    return 1.0 if any(j.state == "running" for j in pending) else 3.0
+
+
+# ---- Runs: the table, overlays, and what a run got wrong ------------------------------------------------
+def show_done(run: Run) -> None:
+    acc = "–" if run.final_accuracy is None else f"{run.final_accuracy:.1%}"
+    text = t(f"train.done.{run.status}", reason=t(f"train.reason.{run.reason}"), epochs=len(run.history.epochs),
+             steps=run.history.steps[-1] if run.history.steps else 0, seconds=f"{run.seconds:.1f}", accuracy=acc,
+             device=run.device.upper())
+    if run.status == "finished":
+        st.success(text, icon=":material/check_circle:")
+    elif run.status == "failed":
+        message = run.extra.get("message") or ""
+        st.error(text + (f"  \n`{message[:300]}`" if message else ""), icon=":material/error:")
+    else:
+        st.warning(text, icon=":material/pause_circle:")
+
+
+def run_label(run: Run) -> str:
+    recipe = run.extra.get("recipe")
+    what = t(f"train.recipe.{recipe}") if recipe else f"{run.config.optimizer} lr={run.config.lr:g}"
+    return f"#{run.number} {t(f'train.model.{run.model_key}')} · {what}"
+
+
+def runs_table(all_runs: list[Run]) -> None:
+    rows = [{
+        t("train.col.run"): run_label(r), t("train.col.dataset"): dataset_title(r.dataset),
+        t("train.col.status"): t(f"train.status.{r.status}"),
+        t("train.col.accuracy"): None if r.final_accuracy is None else round(100 * r.final_accuracy, 2),
+        t("train.col.epochs"): len(r.history.epochs),
+        t("train.col.optimizer"): r.config.optimizer, "lr": r.config.lr, "batch": r.config.batch_size,
+        t("train.col.augment"): "✓" if r.config.augment else "",
+        t("train.col.seconds"): round(r.seconds, 1), t("train.col.device"): r.device.upper(),
+    } for r in all_runs]
+    st.dataframe(rows, hide_index=True, width="stretch", key="train.runs_table",
+                 column_config={t("train.col.run"): st.column_config.TextColumn(width="large"),
+                                t("train.col.accuracy"): st.column_config.NumberColumn(format="%.2f %%")})
+
+
+def overlays(all_runs: list[Run]) -> None:
+    by_number = {r.number: r for r in all_runs}
+    labels = {r.number: run_label(r) for r in all_runs}.get
+    numbers = list(by_number)
+    default = [n for n in st.session_state.get(jobs.OVERLAY_KEY, numbers[-3:]) if n in by_number]
+    st.session_state[jobs.OVERLAY_KEY] = default
+    chosen = st.multiselect(t("train.overlay"), numbers, key=jobs.OVERLAY_KEY, format_func=labels)
+    picked = [(labels(n), by_number[n].history) for n in chosen if n in by_number]
+    if picked:
+        o1, o2 = st.columns(2)
+        o1.plotly_chart(charts.overlay_figure(picked, "test_accuracy"), key="train.overlay_acc", width="stretch")
+        o2.plotly_chart(charts.overlay_figure(picked, "train_loss"), key="train.overlay_loss", width="stretch")
+
+
+def analysis(all_runs: list[Run], test_set, dataset_name: str) -> None:
+    by_number = {r.number: r for r in all_runs}
+    st.subheader(t("train.analysis"))
+    numbers = list(by_number)
+    if st.session_state.get(jobs.ANALYSIS_KEY) not in by_number:
+        st.session_state[jobs.ANALYSIS_KEY] = numbers[-1]
+    number = st.selectbox(t("train.analysis_run"), numbers[::-1], key=jobs.ANALYSIS_KEY,
+                          format_func={r.number: run_label(r) for r in all_runs}.get)
+    run = by_number.get(number)
+    if run is None or run.predictions is None:
+        st.info(t("train.no_analysis"), icon=":material/info:")
+        return
+    names = display_classes(run.classes, lang())
+    cm = confusion_matrix(run.predictions, run.targets, len(run.classes))
+    a1, a2 = st.columns([3, 2])
+    a1.plotly_chart(charts.confusion_figure(cm.numpy(), names), key="train.confusion", width="stretch")
+    a2.plotly_chart(charts.per_class_figure(per_class_accuracy(cm).numpy(), names), key="train.per_class",
+                    width="stretch")
+    wrong = (run.predictions != run.targets).nonzero().flatten()
+    st.markdown(t("train.wrong_title", wrong=int(wrong.numel()), total=int(run.targets.numel())))
+    if run.dataset != dataset_name or run.targets.numel() > len(test_set):
+        st.caption(t("train.wrong_other_dataset"))
+    elif wrong.numel():
+        cols = st.columns(8)
+        for k, i in enumerate(wrong[:MAX_WRONG].tolist()):
+            img = test_set.images[i].permute(1, 2, 0).numpy()
+            img = img[:, :, 0] if img.shape[2] == 1 else img
+            cols[k % 8].image(np.ascontiguousarray(img), width=72,
+                              caption=t("train.wrong_caption", pred=names[int(run.predictions[i])],
+                                        true=names[int(run.targets[i])]))
+    d1, d2 = st.columns(2)
+    d1.download_button(t("train.csv"), run.history.to_csv(), file_name=f"run{run.number}_history.csv",
+                       mime="text/csv", key="train.csv", icon=":material/download:")
+    if run.logdir:
+        d2.markdown(t("train.tensorboard_cmd"))
+        d2.code(f"tensorboard --logdir={jobs.logdir_root()}", language="bash")
+
+
+def code_panel(prev: TrainConfig, prev_model: str, builder_spec, dataset_name: str, shape: tuple[int, int, int],
+               num_classes: int) -> None:
+    code_config, code_model, _ = st.session_state.get(LAST_CONFIG) or (prev, prev_model, False)
+    c, h, w = shape
+    if code_model == BUILDER and builder_spec is not None:
+        code_spec = builder_spec
+    else:
+        try:
+            code_spec = preset(code_model if code_model in PRESETS else "course", c, num_classes, (h, w))
+        except CourseError:
+            return
+    show_code(train_code(code_spec, code_config, dataset_name, shape, tensorboard=True, lang=lang()),
+              key="train.code", filename="train.py")
+
+
+# ---- The page ---------------------------------------------------------------------------------------------
 st.title(t("train.title"))
 st.markdown(prose("train_intro"))
+basics()
 
-# ---- Course steps 13–14: loss, backward, optimizer, computed live --------------------------------
-with st.expander(t("train.basics"), icon=":material/school:"):
-    st.markdown(prose("train_loss"))
-    left, right = st.columns([3, 1])
-    x_text = left.text_input(t("train.example_x"), "0.1, 0.2, 0.3", key="train.example_x")
-    y_value = right.number_input(t("train.example_y"), min_value=0, max_value=19, value=1, step=1,
-                                 key="train.example_y")
-    try:
-        x_values = tuple(float(v) for v in x_text.replace("[", " ").replace("]", " ").split(",") if v.strip())
-    except ValueError:
-        x_values = None
-        st.error(t("train.example_x_invalid"), icon=":material/error:")
-    if x_values is not None:
-        try:
-            ex = loss_example(x_values, int(y_value))
-        except CourseError as exc:
-            st.error(error_text(exc), icon=":material/error:")
-        else:
-            st.code(
-                "loss_fn = nn.CrossEntropyLoss()\n"
-                f"x = torch.tensor([{list(ex.x)}], requires_grad=True)\n"
-                f"y = torch.tensor([{ex.y}])\n"
-                f"loss = loss_fn(x, y)\nprint(loss)  # tensor({ex.loss:.4f})\n"
-                f"loss.backward()\nprint(x.grad)  # {[round(g, 4) for g in ex.grad]}",
-                language="python")
-            c1, c2 = st.columns(2)
-            c1.metric(t("train.example_loss"), f"{ex.loss:.4f}")
-            c2.metric(t("train.example_formula"), f"{ex.by_formula:.4f}")
-            st.caption(t("train.example_formula_text", y=ex.y))
-    st.markdown(prose("train_optimizer"))
-    demo = zero_grad_demo()
-    d1, d2, d3, d4 = st.columns(4)
-    d1.metric(t("train.grad_once"), f"{demo.grad_once:g}")
-    d2.metric(t("train.grad_twice"), f"{demo.grad_twice_without_zero:g}")
-    d3.metric(t("train.grad_zeroed"), f"{demo.grad_twice_with_zero:g}")
-    d4.metric(t("train.w_after_step"), f"{demo.w_after_step:g}", f"{demo.w_after_step - demo.w_before:+g}")
-
-# ---- What to train on ----------------------------------------------------------------------------
 train_set = current_dataset(True)
 if train_set is None:
     st.stop()
@@ -75,228 +365,48 @@ dataset_name = state.dataset_name()
 c, h, w = train_set.images.shape[1:]
 num_classes = len(train_set.classes)
 builder_spec = state.current_spec()
-
-jobs.absorb_finished()  # a run that ended while the student was elsewhere joins the table now
-job = jobs.current_job()
-active = job is not None and job.is_active()
+jobs.me()  # the student (and their cookie) before anything reads their runs
+jobs.adopt_new_runs()  # runs that ended while the student was away join the charts below
 
 st.subheader(t("train.setup"))
 st.markdown(t("train.dataset_line", name=current_title(), n_train=len(train_set), n_test=len(test_set),
               shape=f"{c}×{h}×{w}", classes=num_classes))
+limits_line(len(train_set))
 model_options = ([BUILDER] if builder_spec is not None else []) + list(PRESETS)
 if builder_spec is None:
     st.caption(t("train.no_builder"))
     st.page_link("app_pages/model.py", label=t("nav.model"), icon=":material/account_tree:")
-st.caption(t("train.defaults_note", epochs=DEFAULT_EPOCHS, images=min(len(train_set), DEFAULT_TRAIN_IMAGES),
-             test=min(len(test_set), DEFAULT_TEST_IMAGES)))
+defaults = jobs.limits()
+st.caption(t("train.defaults_note", epochs=defaults.default_epochs,
+             images=min(len(train_set), defaults.default_train_images),
+             test=min(len(test_set), defaults.default_test_images)))
 st.caption(t("train.tip_compare"))
 
-# The form starts from the last run's settings (widget keys vanish when the student visits another page).
 last = st.session_state.get(LAST_CONFIG)
-prev: TrainConfig = last[0] if last else TrainConfig(epochs=DEFAULT_EPOCHS, log_every=DEFAULT_LOG_EVERY,
-                                                      train_subset=DEFAULT_TRAIN_IMAGES,
-                                                      test_subset=DEFAULT_TEST_IMAGES)
+prev: TrainConfig = last[0] if last else TrainConfig(
+    epochs=defaults.default_epochs, log_every=DEFAULT_LOG_EVERY, train_subset=defaults.default_train_images,
+    test_subset=defaults.default_test_images)
 prev_model = last[1] if last and last[1] in model_options else model_options[0]
-
-
-def _fit(value: int | None, upper: int) -> int:
-    return upper if value is None else max(1, min(int(value), upper))
-
-
-with st.form("train.form", border=True):
-    f1, f2, f3 = st.columns(3)
-    model_choice = f1.selectbox(t("train.model"), model_options, index=model_options.index(prev_model),
-                                key="train.model",
-                                format_func={m: t(f"train.model.{m}") for m in model_options}.get)
-    epochs = f2.number_input(t("train.epochs"), 1, 100, prev.epochs, key="train.epochs")
-    batch_size = f3.number_input(t("train.batch_size"), 1, min(4096, len(train_set)),
-                                 _fit(prev.batch_size, min(4096, len(train_set))),
-                                 key="train.batch_size")
-    f4, f5, f6 = st.columns(3)
-    lr = f4.number_input(t("train.lr"), min_value=1e-6, max_value=10.0, value=float(prev.lr), step=0.001, format="%g",
-                         key="train.lr")
-    optimizer = f5.selectbox(t("train.optimizer"), OPTIMIZERS, index=OPTIMIZERS.index(prev.optimizer),
-                             key="train.optimizer",
-                             format_func={o: t(f"train.optimizer.{o}") for o in OPTIMIZERS}.get)
-    device = f6.selectbox(t("train.device"), ("auto", "cpu", "cuda", "mps"),
-                          index=("auto", "cpu", "cuda", "mps").index(prev.device), key="train.device",
-                          format_func={d: t(f"train.device.{d}") for d in ("auto", "cpu", "cuda", "mps")}.get)
-    f7, f8, f9 = st.columns(3)
-    n_train = f7.number_input(t("train.train_subset"), 1, len(train_set), _fit(prev.train_subset, len(train_set)),
-                              key="train.train_subset")
-    n_test = f8.number_input(t("train.test_subset"), 1, len(test_set), _fit(prev.test_subset, len(test_set)), key="train.test_subset")
-    log_every = f9.number_input(t("train.log_every"), 1, 10_000, min(prev.log_every, 10_000), key="train.log_every",
-                                help=t("train.log_every_help"))
-    with st.expander(t("train.more")):
-        m1, m2, m3 = st.columns(3)
-        weight_decay = m1.number_input(t("train.weight_decay"), 0.0, 1.0, float(prev.weight_decay), step=0.0001, format="%g",
-                                       key="train.weight_decay")
-        seed = m2.number_input(t("train.seed"), 0, 2**31 - 1, min(prev.seed, 2**31 - 1), key="train.seed")
-        time_limit = m3.number_input(t("train.time_limit"), 0, 24 * 3600, int(prev.time_limit or 0),
-                                     key="train.time_limit", help=t("train.time_limit_help"))
-        augment = st.checkbox(t("train.augment"), prev.augment, key="train.augment", help=t("train.augment_help"))
-        normalize = st.checkbox(t("train.normalize"), prev.normalize, key="train.normalize", help=t("train.normalize_help"))
-        tb_ok = tensorboard_available()
-        tensorboard = st.checkbox(t("train.tensorboard"), bool(last and last[2]) and tb_ok, key="train.tensorboard",
-                                  disabled=not tb_ok,
-                                  help=t("train.tensorboard_help") if tb_ok else t("train.tensorboard_missing"))
-    started = st.form_submit_button(t("train.start"), type="primary", icon=":material/play_arrow:")
-
-if started:
-    config = TrainConfig(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), optimizer=optimizer,
-                         weight_decay=float(weight_decay), device=device, seed=int(seed),
-                         train_subset=int(n_train), test_subset=int(n_test), augment=augment, normalize=normalize,
-                         log_every=int(log_every), time_limit=float(time_limit) or None)
+action, form_config, model_choice, tensorboard = training_form(model_options, prev, prev_model, len(train_set),
+                                                               len(test_set))
+if action is not None:
     try:
         spec = builder_spec if model_choice == BUILDER else preset(model_choice, c, num_classes, (h, w))
-        jobs.start_job(spec, model_choice, train_set, test_set, config, dataset_name, tensorboard)
     except CourseError as exc:
         st.error(error_text(exc), icon=":material/error:")
     else:
-        st.session_state[LAST_CONFIG] = (config, model_choice, tensorboard)
-        job = jobs.current_job()
-        active = True
-
-
-# ---- Live: the fragment polls the background job (the thread never calls Streamlit) ----------------
-def render_live() -> None:
-    job = jobs.current_job()
-    if job is None:
-        st.info(t("train.idle"), icon=":material/info:")
-        return
-    if jobs.needs_absorb():
-        st.rerun()  # the run ended: the whole page shows the results and the timer stops
-    events = job.events()
-    start = next((e for e in events if isinstance(e, StartEvent)), None)
-    last_step = job.last(StepEvent)
-    last_epoch = job.last(EpochEvent)
-    done = job.done_event
-    cfg = job.config
-    top_left, top_right = st.columns([4, 1], vertical_alignment="center")
-    if job.state == "queued":
-        top_left.info(t("train.queued", position=job.queue_position(), running=jobs.classroom().running()),
-                      icon=":material/hourglass_top:")
-    elif done is None:
-        top_left.markdown(t("train.running", device=start.device.upper() if start else "…",
-                            name=start.device_name if start else "", threads=start.threads if start else "…",
-                            precision=start.precision if start else "…"))
-    if top_right.button(t("train.stop"), key="train.stop_button", icon=":material/stop:",
-                        disabled=done is not None or job.stop_requested):
-        job.stop()
-        st.toast(t("train.stopping"), icon=":material/stop_circle:")
-    for notice in (e for e in events if isinstance(e, NoticeEvent)):
-        st.warning(t(f"train.notice.{notice.code}", **dict(notice.params)), icon=":material/memory:")
-    if start is not None:
-        steps_total = start.steps_per_epoch * start.epochs
-        progress = last_step.progress if last_step else 0.0
-        if last_step and progress > 0 and done is None:
-            eta = f"{last_step.seconds / progress * (1 - progress):.0f}"
-        else:
-            eta = "…" if done is None else "0"
-        st.progress(min(progress, 1.0), text=t("train.progress", epoch=last_step.epoch if last_step else 1,
-                                               epochs=cfg.epochs, step=last_step.step if last_step else 0,
-                                               steps=steps_total, eta=eta))
-        m1, m2, m3, m4 = st.columns(4)
-        m1.metric(t("train.metric_loss"), f"{last_step.loss:.4f}" if last_step else "–")
-        m2.metric(t("train.metric_acc"), f"{last_epoch.test_accuracy:.1%}" if last_epoch else "–")
-        m3.metric(t("train.metric_total_loss"), f"{last_epoch.test_loss_total:.2f}" if last_epoch else "–",
-                  help=t("train.metric_total_loss_help"))
-        m4.metric(t("train.metric_speed"), f"{last_step.images_per_sec:,.0f}" if last_step else "–")
-    if done is not None:
-        show_done(done)
-    history = job.history
-    ch1, ch2 = st.columns(2)
-    ch1.plotly_chart(charts.train_loss_figure(history), key="train.chart_loss", width="stretch")
-    ch2.plotly_chart(charts.test_figure(history), key="train.chart_test", width="stretch")
-    with st.expander(t("train.speed_chart")):
-        st.plotly_chart(charts.speed_figure(history), key="train.chart_speed", width="stretch")
-
-
-def show_done(done: DoneEvent) -> None:
-    acc = "–" if done.test_accuracy is None else f"{done.test_accuracy:.1%}"
-    text = t(f"train.done.{done.status}", reason=t(f"train.reason.{done.reason}"), epochs=done.epochs_done,
-             steps=done.steps, seconds=f"{done.seconds:.1f}", accuracy=acc, device=done.device.upper())
-    if done.status == "finished":
-        st.success(text, icon=":material/check_circle:")
-    elif done.status == "failed":
-        st.error(text + (f"  \n`{done.message[:300]}`" if done.message else ""), icon=":material/error:")
-    else:
-        st.warning(text, icon=":material/pause_circle:")
-
+        start_runs(action, form_config, model_choice, spec, train_set, test_set, dataset_name, tensorboard)
 
 st.subheader(t("train.live"))
-st.fragment(render_live, run_every=1.0 if active else None)()
+st.fragment(render_live, run_every=refresh_interval())()
 
-# ---- Runs: the table, overlays, and what the last run got wrong ---------------------------------------
 all_runs = jobs.runs()
+state.trained()  # after reading the runs: the newest run's model becomes the session's (Save and Predict use it)
 if all_runs:
     st.subheader(t("train.runs"))
-    by_number = {r.number: r for r in all_runs}
+    show_done(all_runs[-1])
+    runs_table(all_runs)
+    overlays(all_runs)
+    analysis(all_runs, test_set, dataset_name)
 
-    # Labels made now, in the user's language (format_func gets a plain lookup, not a call into t()).
-    run_label = {r.number: f"#{r.number} {t(f'train.model.{r.model_key}')} · {r.config.optimizer} lr={r.config.lr:g}"
-                 for r in all_runs}.get
-
-    rows = [{
-        t("train.col.run"): run_label(r.number), t("train.col.dataset"): r.dataset,
-        t("train.col.model"): t(f"train.model.{r.model_key}"),
-        t("train.col.optimizer"): r.config.optimizer, "lr": r.config.lr, "batch": r.config.batch_size,
-        t("train.col.epochs"): len(r.history.epochs), t("train.col.augment"): "✓" if r.config.augment else "",
-        t("train.col.status"): t(f"train.status.{r.status}"),
-        t("train.col.accuracy"): None if r.final_accuracy is None else round(100 * r.final_accuracy, 2),
-        t("train.col.seconds"): round(r.seconds, 1), t("train.col.device"): r.device.upper(),
-    } for r in all_runs]
-    st.dataframe(rows, hide_index=True, width="stretch", key="train.runs_table")
-    numbers = list(by_number)
-    chosen = st.multiselect(t("train.overlay"), numbers, default=numbers[-3:], key="train.overlay",
-                            format_func=run_label)
-    picked = [(run_label(n), by_number[n].history) for n in chosen if n in by_number]
-    if picked:
-        o1, o2 = st.columns(2)
-        o1.plotly_chart(charts.overlay_figure(picked, "test_accuracy"), key="train.overlay_acc", width="stretch")
-        o2.plotly_chart(charts.overlay_figure(picked, "train_loss"), key="train.overlay_loss", width="stretch")
-
-    st.subheader(t("train.analysis"))
-    number = st.selectbox(t("train.analysis_run"), numbers[::-1], key="train.analysis_run", format_func=run_label)
-    run = by_number.get(number)
-    if run is None or run.predictions is None:
-        st.info(t("train.no_analysis"), icon=":material/info:")
-    else:
-        names = display_classes(run.classes, lang())
-        cm = confusion_matrix(run.predictions, run.targets, len(run.classes))
-        a1, a2 = st.columns([3, 2])
-        a1.plotly_chart(charts.confusion_figure(cm.numpy(), names), key="train.confusion", width="stretch")
-        a2.plotly_chart(charts.per_class_figure(per_class_accuracy(cm).numpy(), names), key="train.per_class",
-                        width="stretch")
-        wrong = (run.predictions != run.targets).nonzero().flatten()
-        st.markdown(t("train.wrong_title", wrong=int(wrong.numel()), total=int(run.targets.numel())))
-        if run.dataset != dataset_name or run.targets.numel() > len(test_set):
-            st.caption(t("train.wrong_other_dataset"))
-        elif wrong.numel():
-            shown = wrong[:MAX_WRONG].tolist()
-            cols = st.columns(8)
-            for k, i in enumerate(shown):
-                img = test_set.images[i].permute(1, 2, 0).numpy()
-                img = img[:, :, 0] if img.shape[2] == 1 else img
-                cols[k % 8].image(np.ascontiguousarray(img), width=72,
-                                  caption=t("train.wrong_caption", pred=names[int(run.predictions[i])],
-                                            true=names[int(run.targets[i])]))
-        d1, d2 = st.columns(2)
-        d1.download_button(t("train.csv"), run.history.to_csv(), file_name=f"run{run.number}_history.csv",
-                           mime="text/csv", key="train.csv", icon=":material/download:")
-        if run.logdir:
-            d2.markdown(t("train.tensorboard_cmd"))
-            d2.code(f"tensorboard --logdir={jobs.logdir_root()}", language="bash")
-
-# ---- The course's code for these settings --------------------------------------------------------------
-code_config, code_model, _ = st.session_state.get(LAST_CONFIG) or (prev, prev_model, False)
-if code_model == BUILDER and builder_spec is not None:
-    code_spec = builder_spec
-else:
-    try:
-        code_spec = preset(code_model if code_model in PRESETS else "course", c, num_classes, (h, w))
-    except CourseError:
-        code_spec = None
-if code_spec is not None:
-    show_code(train_code(code_spec, code_config, dataset_name, (c, h, w), tensorboard=True, lang=lang()),
-              key="train.code", filename="train.py")
+code_panel(prev, prev_model, builder_spec, dataset_name, (c, h, w), num_classes)

@@ -16,7 +16,8 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session", autouse=True)
 def data_dir(tmp_path_factory) -> Path:
     """Every test session gets its own data directory (TORCH_CLASSROOM_DATA), never the user's."""
-    path = tmp_path_factory.mktemp("data")
+    reuse = os.environ.get("TORCH_CLASSROOM_TEST_DATA")  # a developer's folder of generated datasets, to skip
+    path = Path(reuse) if reuse else tmp_path_factory.mktemp("data")  # regenerating them on every run
     os.environ["TORCH_CLASSROOM_DATA"] = str(path)
     return path
 
@@ -31,6 +32,9 @@ def new_app(lang: str = "zh", page: str | None = None, timeout: float = 30):
     """An AppTest of the whole app (router + sidebar), in `lang`, optionally switched to `page`."""
     from streamlit.testing.v1 import AppTest
 
+    from ui.warmup import warm_up
+
+    warm_up()  # the app's one-time imports (and worker start) happen here, not inside the first run's timeout
     at = AppTest.from_file(APP, default_timeout=timeout)
     at.session_state["lang"] = lang
     at.run()

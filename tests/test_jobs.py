@@ -119,12 +119,22 @@ def test_stop_while_queued(data):
     wait_done(blocker)
 
 
-def test_thread_budget():
+def test_thread_budget_is_resplit_when_runs_start_and_end(data):
     room = Classroom(max_jobs=4, cores=2)
-    assert room.acquire(1, lambda: False) == 2  # alone: all cores
-    assert room.acquire(2, lambda: False) == 1  # two running: one each
-    room.release(1)
-    room.release(2)
+    first = TrainingJob(seeded_model(small_spec(), 0), *data, TrainConfig(epochs=100, batch_size=4), classroom=room)
+    second = TrainingJob(seeded_model(small_spec(), 0), *data, TrainConfig(epochs=100, batch_size=4), classroom=room)
+    first.start()
+    assert first.threads_wanted == 2  # alone: all cores
+    second.start()
+    assert first.threads_wanted == 1 and second.threads_wanted == 1  # two running: one each
+    second.stop()
+    wait_done(second)
+    deadline = time.monotonic() + 5
+    while first.threads_wanted != 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert first.threads_wanted == 2  # back to all cores for the one left
+    first.stop()
+    wait_done(first)
 
 
 def test_max_jobs_from_env(monkeypatch):
@@ -169,12 +179,18 @@ def test_job_uses_its_own_thread_count(data):
     assert torch.get_num_threads() == before
 
 
-def test_session_release_stops_the_job(data):
-    """ui.jobs' on_release hook (called by Streamlit when the session ends) stops the session's job."""
-    from ui.jobs import _stop_job
-
-    job = TrainingJob(seeded_model(small_spec(), 0), *data, TrainConfig(epochs=100, batch_size=4)).start()
-    _stop_job({"job": job, "meta": {}, "absorbed": False, "token": "x"})
-    done = wait_done(job)
-    assert (done.status, done.reason) == ("stopped", "stop_requested")
-    _stop_job({"job": None})  # an empty slot is fine too
+def test_estimated_start_from_measured_speed(data):
+    room = Classroom(max_jobs=1, cores=2)
+    running = TrainingJob(seeded_model(small_spec(), 0), *data, TrainConfig(epochs=100, batch_size=4, log_every=1),
+                          classroom=room).start()
+    waiting = TrainingJob(seeded_model(small_spec(), 0), *data, TrainConfig(epochs=1), classroom=room).start()
+    deadline = time.monotonic() + 10
+    while (running.last(StepEvent) is None or running.progress() < 0.03) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    eta = room.estimate_start(waiting)
+    assert eta is not None and eta > 0  # the running run's own pace says how long it still needs
+    assert room.speed() and room.speed() > 0
+    running.stop()
+    waiting.stop()
+    wait_done(running)
+    wait_done(waiting)

@@ -27,8 +27,10 @@ def thin(x: Sequence[float], y: Sequence[float], max_points: int = MAX_POINTS) -
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
-    fig.update_layout(title=title, height=HEIGHT, margin=dict(l=10, r=10, t=40, b=10),
-                      xaxis_title=x_title, yaxis_title=y_title, legend=dict(orientation="h", y=-0.25),
+    # The legend sits above the plot, under the title: below it, it covered the x axis title.
+    fig.update_layout(title=dict(text=title, y=0.97, yanchor="top"), height=HEIGHT,
+                      margin=dict(l=10, r=10, t=70, b=10), xaxis_title=x_title, yaxis_title=y_title,
+                      legend=dict(orientation="h", x=0, y=1.0, xanchor="left", yanchor="bottom"),
                       uirevision="keep")  # keep the student's zoom while the chart updates
     return fig
 
@@ -54,6 +56,35 @@ def test_figure(history: History) -> go.Figure:
     fig.update_layout(yaxis2=dict(overlaying="y", side="right", range=[0, 1], title="accuracy", tickformat=".0%"))
     fig.update_xaxes(dtick=1)
     return _layout(fig, t("train.chart.test"), "epoch", "loss")
+
+
+COLORS = ("#e4572e", "#2e86de", "#2ca02c", "#9467bd")
+
+
+def live_loss_figure(series: Sequence[tuple[str, History]]) -> go.Figure:
+    """The runs going now: train_loss against total_train_step, one line each."""
+    fig = go.Figure()
+    for k, (label, history) in enumerate(series):
+        x, y = thin(history.steps, history.step_loss, MAX_POINTS // max(1, len(series)))
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if x.size < 60 else "lines", name=label,
+                                 line=dict(color=COLORS[k % len(COLORS)])))
+    return _layout(fig, t("train.chart.train_loss"), "total_train_step", "loss")
+
+
+def live_accuracy_figure(series: Sequence[tuple[str, History]]) -> go.Figure:
+    """Test accuracy while the runs learn: a line from the quick checks on a fixed slice of test images
+    during each epoch, and a big marker for each epoch's full test pass (the course's 整体正确率)."""
+    fig = go.Figure()
+    for k, (label, history) in enumerate(series):
+        color = COLORS[k % len(COLORS)]
+        fig.add_trace(go.Scatter(x=np.asarray(history.probe_steps), y=np.asarray(history.probe_accuracy),
+                                 mode="lines+markers", name=t("train.chart.live_accuracy", label=label),
+                                 line=dict(color=color), marker=dict(size=5)))
+        fig.add_trace(go.Scatter(x=np.asarray(history.epoch_steps), y=np.asarray(history.test_accuracy),
+                                 mode="markers", name=t("train.chart.epoch_accuracy", label=label),
+                                 marker=dict(color=color, size=13, symbol="diamond", line=dict(width=1, color="white"))))
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return _layout(fig, t("train.chart.test"), "total_train_step", "accuracy")
 
 
 def speed_figure(history: History) -> go.Figure:

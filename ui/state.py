@@ -12,7 +12,8 @@ from dl_core.models import ModelSpec
 
 DATASET = "ws.dataset"  # name of the dataset the student picked (default: Shapes-10)
 SPEC = "ws.spec"  # the ModelSpec built on the builder page
-TRAINED = "ws.trained"  # the current trained/loaded model, as a Checkpoint
+TRAINED = "ws.trained"  # the current trained/loaded model, as a Checkpoint (a mirror of the student's)
+TRAINED_VERSION = "ws.trained_version"  # which of the student's models the session holds
 
 DEFAULT_DATASET = "shapes10-full"  # CIFAR-sized: the course's numbers (157 batches) and enough images to learn from
 
@@ -35,9 +36,25 @@ def set_spec(spec: ModelSpec) -> None:
 
 
 def trained() -> Checkpoint | None:
-    """The session's current trained (or loaded) model."""
+    """The student's current trained (or loaded) model: kept server-side with their runs, so a reload
+    finds it; a run that ends while the student is on another page becomes it."""
+    from ui.student import current
+
+    student = current()
+    if TRAINED_VERSION not in st.session_state:  # a new session (a reload): the student's model, if any
+        st.session_state[TRAINED_VERSION] = student.model_version
+        if student.model is not None:
+            st.session_state.setdefault(TRAINED, student.model)
+    elif st.session_state[TRAINED_VERSION] != student.model_version:  # a run ended since: its model
+        st.session_state[TRAINED_VERSION] = student.model_version
+        st.session_state[TRAINED] = student.model
     return st.session_state.get(TRAINED)
 
 
 def set_trained(ckpt: Checkpoint | None) -> None:
+    from ui.student import current
+
+    student = current()
+    student.set_model(ckpt, run=0)
     st.session_state[TRAINED] = ckpt
+    st.session_state[TRAINED_VERSION] = student.model_version
