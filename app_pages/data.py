@@ -15,7 +15,7 @@ from ui.code import show_code
 from ui.datasets import USER, builtin, load_current, set_user_dataset, user_dataset
 from ui.i18n import error_text, lang, prose, t
 
-SECTIONS = ("env", "dataset", "torchvision", "transforms", "loader")
+SECTIONS = ("env", "dataset", "transforms", "torchvision", "loader")  # the course's steps 1, 2, 4, 5, 6, in order
 CHOICES = ("shapes10", "shapes10-full", "cifar10", "mnist", "fashionmnist")
 STEPS_KEY = "data.steps"  # session: [(id, Step)] of the transforms editor
 NEXT_ID_KEY = "data.next_step_id"
@@ -180,10 +180,16 @@ elif section == "dataset":
                            help=t("data.own.size_help"))
     zip_col, folder_col = st.columns(2)
     upload = zip_col.file_uploader(t("data.own.zip"), type=["zip"], key="data.zip", help=t("data.own.zip_help"))
-    folder = folder_col.text_input(t("data.own.folder"), key="data.folder", placeholder="dataset/train",
-                                   help=t("data.own.folder_help"))
-    folder_clicked = folder_col.button(t("data.own.folder_load"), key="data.folder_load",
-                                       icon=":material/folder_open:", disabled=not folder.strip())
+    folder_mode = D.local_folders_mode()  # off | data | any ($TORCH_CLASSROOM_LOCAL_FOLDERS)
+    folder, folder_clicked = "", False
+    if folder_mode == "off":
+        folder_col.caption(t("data.own.folder_off"))
+    else:
+        folder = folder_col.text_input(t("data.own.folder"), key="data.folder", placeholder="hymenoptera_data/train",
+                                       help=t("data.own.folder_help_data", base=str(D.data_dir()))
+                                       if folder_mode == "data" else t("data.own.folder_help"))
+        folder_clicked = folder_col.button(t("data.own.folder_load"), key="data.folder_load",
+                                           icon=":material/folder_open:", disabled=not folder.strip())
     loaded, problem = None, None
     done = st.session_state.get(ZIP_DONE_KEY)
     if upload is not None and (done is None or done[:2] != (upload.file_id, size)):
@@ -196,7 +202,7 @@ elif section == "dataset":
         problem = done[2]  # the same file as before: show its verdict again, without re-reading it
     if folder_clicked:
         try:
-            loaded = D.read_folder(folder.strip(), size=(size, size))
+            loaded = D.read_folder(D.resolve_local_folder(folder), size=(size, size), checked=True)
         except CourseError as exc:
             problem = exc
     if problem is not None:

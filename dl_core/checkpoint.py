@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +25,22 @@ import torchvision
 from torch import nn
 
 from dl_core.errors import CourseError
-from dl_core.models import LAYER_KINDS, LayerSpec, ModelSpec, build_model, course_cnn
+from dl_core.models import (
+    LAYER_KINDS, MAX_LAYERS, MAX_PARAMETERS, LayerSpec, ModelSpec, build_model, check_spec, course_cnn,
+)
 from dl_core.preprocess import Preprocessing
 
 FORMAT = "torch-classroom/1"
 MAX_CHECKPOINT_BYTES = 100 * 1024 * 1024  # an upload larger than this is refused before unpickling
+# Budgets checked before anything is allocated, built or run (a 2 KB file must not cost minutes or gigabytes).
+MAX_TENSORS = 512  # entries of a state_dict (the course CNN has 10)
+MAX_ELEMENTS = MAX_PARAMETERS  # numbers in all the file's tensors together, from their shapes
+MAX_MODULES = 4 * MAX_LAYERS  # modules in a whole-model file's graph, walked with a visited set
+MAX_DEPTH = 8  # nesting of modules (Tudui → Sequential → layer is 3)
+MAX_INPUT_SIDE = 512  # saved preprocessing: the largest input side a checkpoint may ask for
+MAX_HISTORY_ITEMS = 200_000  # values in a checkpoint's history, all lists and dicts together
+MAX_INFER_CANDIDATES = 1_024  # spec fillings tried when inferring a network from a state_dict
+MAX_INFER_SECONDS = 1.0
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 # torch.nn layer classes a whole-model file (way 1) may contain; nothing else from torch is allowlisted.
@@ -203,14 +215,14 @@ def history_accuracy(ckpt: Checkpoint) -> float | None:
     """The final test accuracy as a fraction 0..1 (`accuracy` or `test_accuracy`; percent accepted), or None."""
     for key in ("accuracy", "test_accuracy"):
         acc = ckpt.history.get(key)
-        if isinstance(acc, (int, float)) and not isinstance(acc, bool) and math.isfinite(acc) and acc >= 0:
+        if isinstance(acc, (int, float)) and not isinstance(acc, bool) and math.isfinite(acc) and 0 <= acc <= 100:
             return float(acc) / 100 if acc > 1 else float(acc)
     return None
 
 
 def history_epochs(ckpt: Checkpoint) -> int | None:
     epochs = ckpt.history.get("epochs")
-    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 else None
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and 0 < epochs <= 1_000_000 else None
 
 
 def file_name(ckpt: Checkpoint) -> str:
@@ -296,14 +308,20 @@ def _check_bytes(data: bytes, limit: int) -> None:
     if data[:4] == b"PK\x03\x04":
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                names = zf.namelist()
-                unpacked = sum(info.file_size for info in zf.infolist())
+                infos = zf.infolist()
         except zipfile.BadZipFile as exc:
             raise CourseError("ckpt.truncated", "the file is cut off: its end is missing "
                               "(the upload or the copy did not finish)") from exc
-        if not any(n.endswith("data.pkl") for n in names):
+        except Exception as exc:  # noqa: BLE001 - struct.error, ValueError, ... from a crafted directory
+            raise CourseError("ckpt.unreadable", "not a readable PyTorch checkpoint ({reason})",
+                              reason=type(exc).__name__) from exc
+        if not any(i.filename.endswith("data.pkl") for i in infos):
             raise CourseError("ckpt.not_torch", "this is not a PyTorch file (.pth/.pt made by torch.save)")
-        if unpacked > 2 * limit:  # torch.save stores entries uncompressed; a zip bomb does not
+        unpacked = sum(info.file_size for info in infos)
+        packed = sum(info.compress_size for info in infos if info.compress_type != zipfile.ZIP_STORED)
+        inflated = sum(info.file_size for info in infos if info.compress_type != zipfile.ZIP_STORED)
+        # torch.save stores entries uncompressed; a zip bomb does not
+        if unpacked > limit or (inflated > 2**20 and inflated > 20 * max(packed, 1)):
             raise CourseError("ckpt.too_big", "the file is {size_mb} MB; the limit is {limit_mb} MB",
                               size_mb=round(unpacked / 2**20, 1), limit_mb=round(limit / 2**20))
     elif data[:1] != b"\x80":  # the legacy (pre-1.6) format is a plain pickle stream
@@ -361,35 +379,129 @@ def _torch_load(data: bytes) -> tuple[Any, tuple[str, ...]]:
     return obj, tuple(sorted(devices))
 
 
+_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_INTS = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def _bad_tensor(key: str, reason: str) -> CourseError:
+    return CourseError("ckpt.bad_tensor", "The tensor {key} cannot be used: {reason}", key=key, reason=reason)
+
+
+def _check_tensor(key: str, t: torch.Tensor) -> int:
+    """Refuse what cannot be a plain CPU weight, from metadata alone; the tensor's element count."""
+    if t.layout != torch.strided:
+        raise _bad_tensor(key, f"sparse tensor ({t.layout})")
+    if t.is_quantized:
+        raise _bad_tensor(key, "quantized tensor")
+    if t.is_meta or t.device.type != "cpu":
+        raise _bad_tensor(key, f"no data ({t.device.type} tensor)")
+    if t.is_complex() or t.dtype not in _FLOATS + _INTS:
+        raise _bad_tensor(key, f"dtype {t.dtype}")
+    if t.dim() > 8:
+        raise _bad_tensor(key, f"{t.dim()} dimensions")
+    numel = math.prod(int(s) for s in t.shape)  # from the shape: nothing is materialised
+    if numel > MAX_ELEMENTS:
+        raise CourseError("ckpt.too_many_numbers", "the file's tensors hold {count} numbers; the limit is {limit}",
+                          count=f"{numel:,}", limit=f"{MAX_ELEMENTS:,}")
+    if numel > 1:
+        # An expanded (stride-0) or overlapping tensor describes far more numbers than the file holds.
+        stored = t.untyped_storage().nbytes() // max(t.element_size(), 1)
+        if numel > stored or any(st == 0 and sz > 1 for st, sz in zip(t.stride(), t.shape)):
+            raise _bad_tensor(key, "an expanded view (stride 0) describing more numbers than the file stores")
+    return numel
+
+
 def _tensors_only(d: Any, what: str) -> dict[str, torch.Tensor]:
     if not isinstance(d, dict) or not d:
         raise CourseError("ckpt.no_weights", "no weights found in this file ({what})", what=what)
+    if len(d) > MAX_TENSORS:
+        raise CourseError("ckpt.too_many_tensors", "the file holds {count} tensors; the limit is {limit}",
+                          count=len(d), limit=MAX_TENSORS)
     out: dict[str, torch.Tensor] = {}
+    total = 0
     for k, v in d.items():
-        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor) or len(k) > 300:
             raise CourseError("ckpt.no_weights", "no weights found in this file ({what})", what=what)
+        total += _check_tensor(k, v)
+        if total > MAX_ELEMENTS:
+            raise CourseError("ckpt.too_many_numbers", "the file's tensors hold {count} numbers; the limit is {limit}",
+                              count=f"{total:,}", limit=f"{MAX_ELEMENTS:,}")
         out[k] = v
     return out
 
 
 def _check_finite(sd: dict[str, torch.Tensor]) -> None:
+    """NaN/inf, float64 that would overflow float32, negative BatchNorm variances: chunk by chunk."""
     for k, v in sd.items():
-        if v.is_floating_point() and not torch.isfinite(v).all():
-            raise CourseError("ckpt.nan_weights", "the weights contain NaN or infinity (in {key}): "
-                              "training diverged; lower the learning rate and train again", key=k)
+        if not v.is_floating_point():
+            continue
+        flat = v.detach().reshape(-1)  # a non-contiguous tensor is copied once (its storage is in the file)
+        for start in range(0, flat.numel(), 1 << 20):
+            chunk = flat[start:start + (1 << 20)]
+            if not torch.isfinite(chunk).all() or (
+                    chunk.dtype == torch.float64 and chunk.numel() and float(chunk.abs().max()) > _FLOAT32_MAX):
+                raise CourseError("ckpt.nan_weights", "the weights contain NaN or infinity (in {key}): "
+                                  "training diverged; lower the learning rate and train again", key=k)
+            if k.endswith("running_var") and chunk.numel() and float(chunk.min()) < 0:
+                raise CourseError("ckpt.bad_running_var", "BatchNorm's running variance {key} has negative "
+                                  "values; a variance cannot be below 0", key=k)
+
+
+def _modules_of(module: Any) -> dict[str, Any]:
+    children = vars(module).get("_modules") if isinstance(module, nn.Module) else None
+    return children if isinstance(children, dict) else {}
+
+
+def _walk_modules(top: nn.Module) -> None:
+    """Bounded walk of a whole-model file's module graph: cycles, depth and module count refused.
+
+    Every path is walked (a module shared twice counts twice), so the later recursive reads of the
+    graph are bounded by the same MAX_MODULES, whatever sharing a crafted file uses."""
+    stack: list[tuple[nn.Module, int, tuple[int, ...]]] = [(top, 0, ())]
+    count = 0
+    while stack:
+        module, depth, path = stack.pop()
+        if id(module) in path:
+            raise CourseError("ckpt.cycle", "the model contains itself (a module refers back to one of its "
+                              "parents): it cannot be rebuilt")
+        count += 1
+        if count > MAX_MODULES:
+            raise CourseError("ckpt.too_many_modules", "the model has more than {limit} modules", limit=MAX_MODULES)
+        if depth > MAX_DEPTH:
+            raise CourseError("ckpt.too_deep", "the model's modules are nested more than {limit} deep",
+                              limit=MAX_DEPTH)
+        for child in _modules_of(module).values():
+            if isinstance(child, nn.Module):
+                stack.append((child, depth + 1, path + (id(module),)))
 
 
 def _module_tensors(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
-    """state_dict of an unpickled module, read from its dicts without calling its methods or hooks."""
+    """state_dict of an unpickled module, read from its dicts without calling its methods or hooks.
+
+    Only after `_walk_modules` (the graph is a bounded tree)."""
     out: dict[str, torch.Tensor] = {}
     for kind in ("_parameters", "_buffers"):
-        for name, t in (vars(module).get(kind) or {}).items():
+        params = vars(module).get(kind)
+        for name, t in (params.items() if isinstance(params, dict) else ()):
             if isinstance(t, torch.Tensor):
-                out[prefix + name] = t.detach()
-    for name, child in (vars(module).get("_modules") or {}).items():
+                out[prefix + str(name)] = t.detach()
+    for name, child in _modules_of(module).items():
         if isinstance(child, nn.Module):
             out.update(_module_tensors(child, f"{prefix}{name}."))
     return out
+
+
+_ARG_TYPES = (int, float, bool, type(None))
+
+
+def _plain(value: Any) -> bool:
+    """A layer attribute the spec may hold: a number, bool, None, or a short tuple of them."""
+    if isinstance(value, _ARG_TYPES):
+        return not isinstance(value, float) or math.isfinite(value)
+    if isinstance(value, (tuple, list)) and len(value) <= 4:
+        return all(isinstance(v, _ARG_TYPES) and (not isinstance(v, float) or math.isfinite(v)) for v in value)
+    return False
 
 
 def _layer_spec(m: nn.Module, name: str | None) -> LayerSpec:
@@ -412,31 +524,90 @@ def _layer_spec(m: nn.Module, name: str | None) -> LayerSpec:
     args: dict[str, Any] = {}
     for key in keys:
         value = g(key)
+        if not _plain(value):  # a tensor, a string, a huge nested list: not what torch stores here
+            raise CourseError("ckpt.bad_layer", "layer {kind}: its attribute {arg} is not a number",
+                              kind=kind, arg=key)
+        if isinstance(value, list):
+            value = tuple(value)
         if isinstance(value, tuple):  # Conv2d stores (5, 5); the course writes 5
             value = value[0] if len(set(value)) == 1 else list(value)
         if key == "stride" and kind.endswith("Pool2d") and value == args.get("kernel_size"):
             continue  # pooling's stride defaults to its kernel size
         if defaults.get(key, inspect.Parameter.empty) != value:
             args[key] = value
-    if kind in ("Conv2d", "Linear") and (vars(m).get("_parameters") or {}).get("bias") is None:
+    params = vars(m).get("_parameters")
+    if kind in ("Conv2d", "Linear") and isinstance(params, dict) and params.get("bias") is None:
         args["bias"] = False
     return LayerSpec(kind, args, name)
 
 
 def _spec_from_modules(top: nn.Module) -> tuple[ModelSpec, str]:
     """(spec, key prefix) for a whole model: its layers, in registration order, under one container."""
+    _walk_modules(top)
     container, prefix = top, ""
-    children = vars(top).get("_modules") or {}
+    children = _modules_of(top)
     while len(children) == 1 and isinstance(next(iter(children.values())), nn.Sequential):
         name, container = next(iter(children.items()))  # Tudui: self.model = Sequential(...)
         prefix += f"{name}."
-        children = vars(container).get("_modules") or {}
-    if not children or any(vars(c).get("_modules") for c in children.values() if isinstance(c, nn.Module)):
+        children = _modules_of(container)
+    if not children or any(_modules_of(c) for c in children.values() if isinstance(c, nn.Module)) or not all(
+            isinstance(c, nn.Module) for c in children.values()):
         raise CourseError("ckpt.unsupported_structure", "the model is not one chain of layers; "
                           "the app rebuilds Sequential-style models only")
+    if len(children) > MAX_LAYERS:
+        raise CourseError("model.too_many_layers", "{count} layers is more than the limit of {limit}",
+                          count=len(children), limit=MAX_LAYERS)
     numbered = all(n == str(i) for i, n in enumerate(children))
-    layers = tuple(_layer_spec(m, None if numbered else n) for n, m in children.items())
+    layers = tuple(_layer_spec(m, None if numbered else str(n)) for n, m in children.items())
     return ModelSpec(layers), prefix
+
+
+def _int_arg(value: Any) -> int:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    out = 1
+    for v in values[:2] if len(values) > 1 else values * 2:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            return -1
+        out *= v
+    return out
+
+
+def check_budget(spec: ModelSpec) -> int:
+    """The builder's limits (MAX_LAYERS layers, MAX_PARAMETERS parameters) for a spec that came from a
+    file, by arithmetic on its arguments alone, before anything is built. Returns the parameter count."""
+    if not spec.layers:
+        raise CourseError("model.empty", "the network has no layers")
+    if len(spec.layers) > MAX_LAYERS:
+        raise CourseError("model.too_many_layers", "{count} layers is more than the limit of {limit}",
+                          count=len(spec.layers), limit=MAX_LAYERS)
+    total = 0
+    for layer in spec.layers:
+        a = layer.args
+        if layer.kind == "Conv2d":
+            sizes = [_int_arg(a.get("in_channels")), _int_arg(a.get("out_channels")),
+                     _int_arg(a.get("kernel_size"))]
+            groups = a.get("groups", 1)
+            if min(sizes) < 0 or isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+                raise CourseError("ckpt.bad_layer", "layer {kind}: its attribute {arg} is not a number",
+                                  kind=layer.kind, arg="in_channels/out_channels/kernel_size")
+            c_in, c_out = int(a["in_channels"]), int(a["out_channels"])
+            total += c_out * (c_in // groups) * sizes[2] + c_out
+        elif layer.kind == "Linear":
+            f_in, f_out = _int_arg(a.get("in_features")), _int_arg(a.get("out_features"))
+            if min(f_in, f_out) < 0:
+                raise CourseError("ckpt.bad_layer", "layer {kind}: its attribute {arg} is not a number",
+                                  kind=layer.kind, arg="in_features/out_features")
+            total += int(a["in_features"]) * int(a["out_features"]) + int(a["out_features"])
+        elif layer.kind == "BatchNorm2d":
+            n = _int_arg(a.get("num_features"))
+            if n < 0:
+                raise CourseError("ckpt.bad_layer", "layer {kind}: its attribute {arg} is not a number",
+                                  kind=layer.kind, arg="num_features")
+            total += 4 * int(a["num_features"])
+        if total > MAX_PARAMETERS:
+            raise CourseError("model.too_big", "{params} parameters is more than the limit of {limit}",
+                              params=f"{total:,}", limit=f"{MAX_PARAMETERS:,}")
+    return total
 
 
 _INDEXED = re.compile(r"^(?P<prefix>(?:[A-Za-z_]\w*\.)*?)(?P<index>\d+)\.(?P<param>\w+)$")
@@ -457,9 +628,15 @@ def _split_prefix(sd: dict[str, torch.Tensor]) -> tuple[str, dict[str, torch.Ten
     return "", sd
 
 
+def _expected(spec: ModelSpec) -> dict[str, torch.Tensor]:
+    """The state_dict a spec's model would have, built on the meta device: shapes, no memory."""
+    with torch.device("meta"):
+        return build_model(spec).state_dict()
+
+
 def _fits(spec: ModelSpec, sd: dict[str, torch.Tensor]) -> bool:
     try:
-        expected = build_model(spec).state_dict()
+        expected = _expected(spec)
     except CourseError:
         return False
     return not mismatch_rows(expected, sd)
@@ -468,10 +645,10 @@ def _fits(spec: ModelSpec, sd: dict[str, torch.Tensor]) -> bool:
 def _course_candidates(sd: dict[str, torch.Tensor]) -> list[ModelSpec]:
     """The course CNN with the file's input channels, hidden width and classes (numbered or note 003's names)."""
     first = next(iter(sd.values()))
-    in_ch = int(first.shape[1]) if first.dim() == 4 else 3
+    in_ch = int(first.shape[1]) if first.dim() == 4 and first.shape[1] > 0 else 3
     linears = [v for k, v in sd.items() if k.endswith("weight") and v.dim() == 2]
-    out = int(linears[-1].shape[0]) if linears else 10
-    hidden = int(linears[0].shape[0]) if len(linears) == 2 else 64
+    out = int(linears[-1].shape[0]) if linears and linears[-1].shape[0] > 0 else 10
+    hidden = int(linears[0].shape[0]) if len(linears) == 2 and linears[0].shape[0] > 0 else 64
     base = course_cnn(in_ch, out).layers
     layers = list(base)
     layers[7] = LayerSpec("Linear", {"in_features": 1024, "out_features": hidden})
@@ -482,11 +659,15 @@ def _course_candidates(sd: dict[str, torch.Tensor]) -> list[ModelSpec]:
 
 def _infer_numbered(sd: dict[str, torch.Tensor], input_size: tuple[int, int] = (32, 32)) -> ModelSpec | None:
     """A Sequential spec from numbered keys: weighted layers from tensor shapes, the gaps filled
-    with MaxPool2d(2) / ReLU / Flatten so that the first Linear gets exactly its in_features."""
+    with MaxPool2d(2) / ReLU / Flatten so that the first Linear gets exactly its in_features.
+
+    Bounded: each filling is checked by shape arithmetic (`check_spec`, nothing built or run),
+    at most MAX_INFER_CANDIDATES of them and for at most MAX_INFER_SECONDS.
+    """
     groups: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in sd.items():
         idx, _, param = k.partition(".")
-        if not idx.isdigit() or "." in param:
+        if not idx.isdigit() or len(idx) > 3 or "." in param:
             return None
         groups.setdefault(int(idx), {})[param] = v
     last = max(groups)
@@ -497,14 +678,14 @@ def _infer_numbered(sd: dict[str, torch.Tensor], input_size: tuple[int, int] = (
         w = g.get("weight")
         if w is None:
             return None
-        if w.dim() == 4:
+        if w.dim() == 4 and min(w.shape) > 0:
             k = int(w.shape[2])
             fixed[i] = LayerSpec("Conv2d", {"in_channels": int(w.shape[1]), "out_channels": int(w.shape[0]),
                                             "kernel_size": k, "padding": k // 2, "bias": "bias" in g})
-        elif w.dim() == 2:
+        elif w.dim() == 2 and min(w.shape) > 0:
             fixed[i] = LayerSpec("Linear", {"in_features": int(w.shape[1]), "out_features": int(w.shape[0]),
                                             "bias": "bias" in g})
-        elif w.dim() == 1 and "running_mean" in g:
+        elif w.dim() == 1 and "running_mean" in g and w.shape[0] > 0:
             fixed[i] = LayerSpec("BatchNorm2d", {"num_features": int(w.shape[0])})
         else:
             return None
@@ -516,6 +697,11 @@ def _infer_numbered(sd: dict[str, torch.Tensor], input_size: tuple[int, int] = (
     if flatten_at is None:
         return None
     others = [i for i in gaps if i != flatten_at]
+    channels = next((int(l.args["in_channels"]) for i, l in sorted(fixed.items()) if l.kind == "Conv2d"), 3)
+    try:
+        check_budget(ModelSpec(tuple(fixed[i] for i in sorted(fixed))))
+    except CourseError:
+        return None
 
     def preferred(i: int) -> str:
         # Conv → ReLU → MaxPool is the common pattern: the last gap of a run pools, earlier ones activate.
@@ -526,20 +712,19 @@ def _infer_numbered(sd: dict[str, torch.Tensor], input_size: tuple[int, int] = (
 
     first_try = tuple(preferred(i) for i in others)
     choices = itertools.product(("MaxPool2d", "ReLU"), repeat=len(others))
-    for choice in itertools.chain([first_try], choices):
+    deadline = time.monotonic() + MAX_INFER_SECONDS
+    for n, choice in enumerate(itertools.chain([first_try], choices)):
+        if n >= MAX_INFER_CANDIDATES or time.monotonic() > deadline:
+            return None
         layers = dict(fixed)
         layers[flatten_at] = LayerSpec("Flatten")
         for i, kind in zip(others, choice):
             layers[i] = LayerSpec(kind, {"kernel_size": 2} if kind == "MaxPool2d" else {})
         spec = ModelSpec(tuple(layers[i] for i in range(last + 1)))
         try:
-            model = build_model(spec)
-            channels = int(next(v for v in sd.values() if v.dim() == 4).shape[1]) \
-                if any(v.dim() == 4 for v in sd.values()) else 3
-            with torch.no_grad():
-                model.eval()(torch.zeros(1, channels, *input_size))
-        except Exception:  # noqa: BLE001 - this filling does not fit; try the next one
-            continue
+            check_spec(spec, (channels, *input_size))  # arithmetic only: nothing allocated
+        except CourseError:
+            continue  # this filling does not fit; try the next one
         return spec
     return None
 
@@ -554,7 +739,7 @@ def match_state_dict(sd: dict[str, torch.Tensor]) -> tuple[ModelSpec, dict[str, 
     if spec is not None and _fits(spec, stripped):
         return spec, stripped, "inferred", prefix
     target = _course_candidates(stripped)[0]
-    raise CheckpointMismatch(mismatch_rows(build_model(target).state_dict(), stripped), "Tudui")
+    raise CheckpointMismatch(mismatch_rows(_expected(target), stripped), "Tudui")
 
 
 def _default_classes(n: int, classes: list[str] | None, dataset: str = "") -> tuple[list[str], str]:
@@ -566,30 +751,133 @@ def _default_classes(n: int, classes: list[str] | None, dataset: str = "") -> tu
     return [str(i) for i in range(n)], ""
 
 
+def _bad_prep(reason: str) -> CourseError:
+    return CourseError("ckpt.bad_preprocessing", "The saved preprocessing is not usable: {reason}", reason=reason)
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    try:
+        value = float(x)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def check_preprocessing(d: Any) -> Preprocessing:
+    """A checkpoint's saved preprocessing, validated before it is used for anything (a probe forward
+    included): size 1..MAX_INPUT_SIDE, 1 or 3 channels, mean/std with one finite value per channel, std > 0."""
+    if not isinstance(d, dict):
+        raise _bad_prep("not a dictionary")
+    size, channels = d.get("size"), d.get("channels")
+    if not isinstance(size, (list, tuple)) or len(size) != 2 or any(
+            isinstance(s, bool) or not isinstance(s, int) for s in size):
+        raise _bad_prep("size must be two whole numbers [height, width]")
+    if not all(1 <= s <= MAX_INPUT_SIDE for s in size):
+        raise _bad_prep(f"size {size[0]}×{size[1]} is outside 1..{MAX_INPUT_SIDE}")
+    if isinstance(channels, bool) or channels not in (1, 3):
+        raise _bad_prep("channels must be 1 or 3")
+    mean, std = d.get("mean"), d.get("std")
+    if (mean is None) != (std is None):
+        raise _bad_prep("mean and std go together")
+    if mean is not None:
+        for name, values in (("mean", mean), ("std", std)):
+            if not isinstance(values, (list, tuple)) or len(values) != channels:
+                raise _bad_prep(f"{name} needs {channels} values, one per channel")
+            numbers = [_number(v) for v in values]
+            if any(v is None or abs(v) > 1e6 for v in numbers):
+                raise _bad_prep(f"{name} must hold finite numbers")
+        if any(_number(v) <= 0 for v in std):
+            raise _bad_prep("std must be above 0 (Normalize divides by it)")
+        mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    return Preprocessing(size=(int(size[0]), int(size[1])), channels=int(channels), mean=mean, std=std)
+
+
+def _check_history(history: Any) -> dict[str, Any]:
+    """History as plain, bounded data: str keys; numbers (ints of at most 15 digits), bools, None,
+    short strings, and lists/dicts of them, MAX_HISTORY_ITEMS values in all, nested at most 4 deep."""
+    if history is None:
+        return {}
+    if not isinstance(history, dict):
+        raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key="history")
+    budget = [MAX_HISTORY_ITEMS]
+
+    def ok(value: Any, depth: int, key: str) -> None:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > 4:
+            raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key=key)
+        if value is None or isinstance(value, (bool, float)):
+            return
+        if isinstance(value, int):
+            if abs(value) > 10**15:
+                raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key=key)
+            return
+        if isinstance(value, str):
+            if len(value) > 10_000:
+                raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key=key)
+            return
+        if isinstance(value, (list, tuple)):
+            for v in value:
+                ok(v, depth + 1, key)
+            return
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str) or len(k) > 200:
+                    raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key=key)
+                ok(v, depth + 1, key)
+            return
+        raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key=key)
+
+    for k, v in history.items():
+        if not isinstance(k, str) or len(k) > 200:
+            raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key="history")
+        ok(v, 1, k)
+    return dict(history)
+
+
+def _short_strings(value: Any, what: str, limit: int = 100_000) -> list[str]:
+    if not isinstance(value, (list, tuple)) or len(value) > limit or not all(
+            isinstance(c, (str, int)) and not isinstance(c, bool) and len(str(c)) <= 200 for c in value):
+        raise CourseError("ckpt.corrupt", "the checkpoint is damaged: {field} is missing or wrong", field=what)
+    return [str(c) for c in value]
+
+
+def _probe(model: nn.Module, spec: ModelSpec, prep: Preprocessing) -> None:
+    """The rebuilt network must accept the input it will be given: shape arithmetic (with the
+    builder's activation limit) first, then one real forward pass of a zero image."""
+    shape = "×".join(map(str, (prep.channels, *prep.size)))
+    try:
+        check_spec(spec, (prep.channels, *prep.size))
+    except CourseError as exc:
+        if exc.code in ("model.too_big", "model.too_big_activation", "model.too_many_layers"):
+            raise
+        raise CourseError("ckpt.bad_input_size", "the network does not accept a {shape} input ({reason})",
+                          shape=shape, reason=str(exc).splitlines()[0][:160]) from exc
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, prep.channels, *prep.size))
+    except Exception as exc:  # noqa: BLE001
+        raise CourseError("ckpt.bad_input_size", "the network does not accept a {shape} input ({reason})",
+                          shape=shape, reason=str(exc).splitlines()[0][:160]) from exc
+
+
 def _finish(spec: ModelSpec, sd: dict[str, torch.Tensor], classes: list[str] | None,
             dataset: str, preprocessing: Preprocessing | None) -> Checkpoint:
     _check_finite(sd)
-    try:
-        model = build_model(spec)
-    except CourseError:
-        raise
-    rows = mismatch_rows(model.state_dict(), sd)
+    check_budget(spec)  # before a single weight is allocated
+    rows = mismatch_rows(_expected(spec), sd)
     if rows:
         raise CheckpointMismatch(rows, "nn.Sequential")
+    model = build_model(spec)
     model.load_state_dict(sd, strict=True)
     sd = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     first = spec.layers[0]
     channels = int(first.args.get("in_channels", 3)) if first.kind == "Conv2d" else 3
     out = next((l.args.get("out_features") for l in reversed(spec.layers) if l.kind == "Linear"), None)
     names, guessed = _default_classes(int(out or 10), classes, dataset)
-    prep = preprocessing or Preprocessing(channels=channels)
-    try:  # the rebuilt network must accept the input it will be given
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, prep.channels, *prep.size))
-    except Exception as exc:  # noqa: BLE001
-        raise CourseError("ckpt.bad_input_size", "the network does not accept a {shape} input ({reason})",
-                          shape="×".join(map(str, (prep.channels, *prep.size))),
-                          reason=str(exc).splitlines()[0][:160]) from exc
+    prep = preprocessing or Preprocessing(channels=channels if channels in (1, 3) else 3)
+    _probe(model, spec, prep)
     return Checkpoint(spec=spec, state_dict=sd, classes=names, preprocessing=prep,
                       dataset=guessed, history={}, versions={})
 
@@ -601,24 +889,48 @@ def load_any(data: bytes, classes: list[str] | None = None, dataset: str = "",
     `classes`/`dataset` name the outputs of a file that does not carry them (way 1 / way 2);
     with 10 outputs and no names given, the course's CIFAR10 classes are assumed.
     Raises CourseError (one clear code per problem) or CheckpointMismatch (with the table).
+    Every budget (tensors, numbers, modules, layers, parameters, input size) is checked from
+    shapes and attributes before anything is allocated, built or run.
     """
     _check_bytes(data, limit)
     obj, devices = _torch_load(bytes(data))
+    try:
+        return _load_object(obj, data, classes, dataset, devices)
+    except CourseError:
+        raise
+    except RecursionError as exc:
+        raise CourseError("ckpt.too_deep", "the model's modules are nested more than {limit} deep",
+                          limit=MAX_DEPTH) from exc
+    except Exception as exc:  # noqa: BLE001 - whatever a crafted file provokes ends as a clear message
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise CourseError("ckpt.unreadable", "not a readable PyTorch checkpoint ({reason})", reason=reason) from exc
 
+
+def _load_object(obj: Any, data: bytes, classes: list[str] | None, dataset: str,
+                 devices: tuple[str, ...]) -> LoadResult:
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         try:
             spec = ModelSpec.from_dict(obj["spec"])
             sd = _tensors_only(obj["state_dict"], "state_dict")
-            prep = Preprocessing.from_dict(obj["preprocessing"])
-            names = [str(c) for c in obj["classes"]]
-            history = dict(obj.get("history") or {})
-            versions = {str(k): str(v) for k, v in dict(obj.get("versions") or {}).items()}
-        except CourseError:
+            prep = check_preprocessing(obj["preprocessing"])
+            names = _short_strings(obj["classes"], "classes")
+            history = _check_history(obj.get("history"))
+            versions_in = obj.get("versions") or {}
+            if not isinstance(versions_in, dict) or len(versions_in) > 50:
+                raise ValueError("versions")
+            versions = {str(k)[:100]: str(v)[:100] for k, v in versions_in.items()
+                        if isinstance(k, str) and isinstance(v, str)}
+            saved_dataset = obj.get("dataset", "")
+            saved_dataset = saved_dataset[:200] if isinstance(saved_dataset, str) else ""
+        except CourseError as exc:
+            if exc.code.startswith("model."):  # a malformed spec: the file is damaged
+                raise CourseError("ckpt.corrupt", "the checkpoint is damaged: {field} is missing or wrong",
+                                  field=f"spec ({exc})"[:120]) from exc
             raise
         except Exception as exc:  # noqa: BLE001
             raise CourseError("ckpt.corrupt", "the checkpoint is damaged: {field} is missing or wrong",
                               field=str(exc)[:80]) from exc
-        ckpt = _finish(spec, sd, names, str(obj.get("dataset", "")), prep)
+        ckpt = _finish(spec, sd, names, saved_dataset, prep)
         ckpt.history, ckpt.versions = history, versions
         return LoadResult(ckpt, "ours", "ours", devices=devices)
 
@@ -627,7 +939,8 @@ def load_any(data: bytes, classes: list[str] | None = None, dataset: str = "",
             (n for n in torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data))
              if n not in _ALLOWED_PATHS), "")
         spec, prefix = _spec_from_modules(obj)
-        tensors = _module_tensors(obj)
+        check_budget(spec)
+        tensors = _tensors_only(_module_tensors(obj), type(obj).__name__)
         sd = {k[len(prefix):]: v for k, v in tensors.items()}
         _check_finite(sd)
         ckpt = _finish(spec, sd, classes, dataset, None)

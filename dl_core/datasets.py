@@ -12,18 +12,20 @@ import fcntl
 import io
 import os
 import tempfile
+import time
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
-from dl_core import shapes10
+from dl_core import images, shapes10
 from dl_core.errors import CourseError
 
 Progress = Callable[[int, int], None]
@@ -314,18 +316,21 @@ def is_prepared(name: str, train: bool = True, *, root: Path | None = None) -> b
 # ---------------------------------------------------------------------------------------------
 # The course's own Dataset: one folder per label (hymenoptera: train/ants, train/bees)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")  # what dl_core.images decodes
 
 
 @dataclass(frozen=True)
 class ZipLimits:
-    """Caps checked before anything is decompressed."""
+    """Caps checked before anything is decompressed (bytes, files) or decoded (pixels), and a clock."""
 
     max_bytes: int = 50 * 2**20  # the upload itself
     max_files: int = 5_000
     max_total_uncompressed: int = 300 * 2**20
     max_ratio: float = 100.0  # uncompressed / compressed, per file and overall (zip bombs reach 1000+)
-    max_image_pixels: int = 4096 * 4096
+    max_image_pixels: int = images.MAX_DECODED_PIXELS  # one picture, from its header (4096 × 4096)
+    max_total_pixels: int = 250_000_000  # all pictures together, as decoded (JPEGs drafted near `size`)
+    max_seconds: float = 60.0  # reading + decoding; a dataset that takes longer is refused
+    max_entries_walked: int = 50_000  # a local folder: directory entries looked at before giving up
 
 
 @dataclass
@@ -340,64 +345,147 @@ class FolderDataset:
     per_class: dict[str, int] = field(default_factory=dict)
 
 
+class _Clock:
+    """The time budget of one dataset read."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def check(self) -> None:
+        if time.monotonic() > self.end:
+            raise CourseError("zip.too_slow", "reading the pictures took more than {seconds} s: "
+                              "use fewer or smaller pictures", seconds=round(self.seconds))
+
+
 def _decode(data: bytes, size: tuple[int, int], limits: ZipLimits) -> torch.Tensor | None:
-    """One image file → uint8 [3, h, w] resized to `size`; None when it is not an image."""
+    """One image file → uint8 [3, h, w] resized to `size`; None when it is not a picture we can read."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > limits.max_image_pixels:
-                return None
-            rgb = img.convert("RGB").resize((size[1], size[0]), Image.BILINEAR)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        rgb = images.read_image(data, limits=_image_limits(limits), reduce_for=(size[1], size[0]))
+    except CourseError:
         return None
+    rgb = rgb.resize((size[1], size[0]), Image.BILINEAR)
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()
 
 
-_SPLIT_TRAIN = ("train",)
-_SPLIT_TEST = ("val", "test", "valid", "validation")
+def _image_limits(limits: ZipLimits) -> images.ImageLimits:
+    return images.ImageLimits(max_bytes=images.MAX_IMAGE_BYTES, max_pixels=images.MAX_IMAGE_PIXELS,
+                              max_decoded_pixels=limits.max_image_pixels)
 
 
-def _organise(files: dict[PurePosixPath, bytes]) -> tuple[dict[str, dict[str, list[bytes]]], int, str]:
-    """{split: {label: [file bytes]}} from paths like [top/][train/]ants/x.jpg; also skipped count, layout."""
+# Split folder names, compared in lower case: the course's train/ + val/, and what students write.
+_SPLIT_TRAIN = ("train", "training", "训练", "训练集")
+_SPLIT_TEST = ("val", "test", "valid", "validation", "testing", "验证", "验证集", "测试", "测试集")
+
+
+def _organise(files: dict[PurePosixPath, Any]) -> tuple[dict[str, dict[str, list[Any]]], int, str]:
+    """{split: {label: [file]}} from paths like [top/][train/]ants/[more/]x.jpg; also skipped count, layout.
+
+    `files` maps each path to where its bytes can be fetched (a zip entry, a file), or None for a
+    file that is not a picture (skipped, never read).
+
+    The class is the first folder under the split folders (train/ + val|test/), or the first folder
+    after the common top one; deeper folders inside a class count for that class.
+    """
     skipped = 0
-    images: dict[PurePosixPath, bytes] = {}
+    found: dict[PurePosixPath, Any] = {}
     for path, data in files.items():
-        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
-            images[path] = data
+        if (path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+                and "__MACOSX" not in path.parts and data is not None):
+            found[path] = data
         else:
             skipped += 1
-    if not images:
+    if not found:
         raise CourseError("zip.no_images", "no image files found ({skipped} other files skipped)", skipped=skipped)
-    # Drop a common top folder (zips made by right-click → compress wrap everything in one).
-    parts = [p.parts for p in images]
-    while all(len(p) > 2 for p in parts) and len({p[0] for p in parts}) == 1:
-        parts = [p[1:] for p in parts]
-    blobs = list(images.values())
-    has_splits = all(len(p) >= 3 and p[0].lower() in _SPLIT_TRAIN + _SPLIT_TEST for p in parts) and any(
-        p[0].lower() in _SPLIT_TRAIN for p in parts) and any(p[0].lower() in _SPLIT_TEST for p in parts)
-    out: dict[str, dict[str, list[bytes]]] = {"train": {}, "test": {}}
+    # The folder every picture lies below (zips made by right-click → compress wrap everything in one):
+    # the classes, or the split folders, are the next level down.
+    paths = list(found)
+    common = list(paths[0].parts[:-1])
+    for path in paths[1:]:
+        folder = path.parts[:-1]
+        n = 0
+        while n < min(len(common), len(folder)) and common[n] == folder[n]:
+            n += 1
+        del common[n:]
+    parts = [p.parts[len(common):] for p in paths]
+    if common and all(len(p) == 1 for p in parts):  # every picture in one folder: that folder is the class
+        parts = [(common[-1], *p) for p in parts]
+    blobs = list(found.values())
+    has_splits = (any(len(p) >= 3 and p[0].lower() in _SPLIT_TRAIN for p in parts)
+                  and any(len(p) >= 3 and p[0].lower() in _SPLIT_TEST for p in parts))
+    out: dict[str, dict[str, list[Any]]] = {"train": {}, "test": {}}
     for p, blob in zip(parts, blobs):
         if has_splits:
+            if len(p) < 3 or p[0].lower() not in _SPLIT_TRAIN + _SPLIT_TEST:
+                skipped += 1  # beside the split folders, or directly in one: no label
+                continue
             split = "train" if p[0].lower() in _SPLIT_TRAIN else "test"
             label = p[1]
         else:
             if len(p) < 2:
                 skipped += 1  # an image beside the class folders has no label
                 continue
-            split, label = "all", p[-2]
+            split, label = "all", p[0]
         out.setdefault(split, {}).setdefault(label, []).append(blob)
     return out, skipped, "folders" if has_splits else "random"
 
 
-def _build(groups: dict[str, dict[str, list[bytes]]], layout: str, skipped: int, source: str,
-           size: tuple[int, int], test_fraction: float, seed: int, limits: ZipLimits) -> FolderDataset:
+CACHE_BYTES = 64 * 2**20  # file bytes kept between the header pass and the decoding pass
+HEADER_BYTES = 1 << 20  # the header pass reads at most this much of each file
+
+
+def _build(groups: dict[str, dict[str, list[Any]]], layout: str, skipped: int, source: str,
+           size: tuple[int, int], test_fraction: float, seed: int, limits: ZipLimits,
+           clock: _Clock | None = None, fetch: Callable[[Any, int | None], bytes] | None = None) -> FolderDataset:
+    """Decode every picture of `groups` (fetched one at a time with `fetch`: memory stays bounded
+    whatever the archive unpacks to) into the train and test TensorImageDatasets."""
     labels = sorted({label for split in groups.values() for label in split})
     if not labels:
         raise CourseError("zip.no_classes", "no class folders found: put images in one folder per label")
+    if len(labels) < 2:
+        raise CourseError("zip.one_class", "only one class folder ({label}) was found; a classifier needs "
+                          "at least two (e.g. ants/ and bees/)", label=labels[0])
+    clock = clock or _Clock(limits.max_seconds)
+    fetch = fetch or (lambda blob, n=None: blob if n is None else blob[:n])
+    # The pixel budget, from the headers alone, before a single picture is decoded.
+    wanted = (size[1], size[0])
+    readable: dict[tuple[str, str, int], bool] = {}
+    cache: dict[tuple[str, str, int], bytes] = {}
+    cached = total = 0
+    for split, by_label in groups.items():
+        for label, items in by_label.items():
+            for i, item in enumerate(items):
+                clock.check()
+                blob = fetch(item, HEADER_BYTES)  # the start of the file: enough for any header
+                try:
+                    h = images.read_header(blob, _image_limits(limits), reduce_for=wanted)
+                except CourseError:
+                    h = None
+                    if len(blob) >= HEADER_BYTES and images.looks_like_image(blob):  # a header past 1 MB?
+                        blob = fetch(item, None)
+                        try:
+                            h = images.read_header(blob, _image_limits(limits), reduce_for=wanted)
+                        except CourseError:
+                            h = None
+                readable[(split, label, i)] = h is not None
+                total += h.decoded_pixels if h is not None else 0
+                if total > limits.max_total_pixels:
+                    raise CourseError("zip.too_many_pixels", "the pictures hold more than {limit} megapixels "
+                                      "together; use fewer or smaller pictures",
+                                      limit=limits.max_total_pixels // 1_000_000)
+                if h is not None and len(blob) < HEADER_BYTES and cached + len(blob) <= CACHE_BYTES:
+                    cache[(split, label, i)] = blob
+                    cached += len(blob)
     decoded: dict[str, dict[str, list[torch.Tensor]]] = {}
     for split, by_label in groups.items():
-        for label, blobs in by_label.items():
-            for blob in blobs:
-                x = _decode(blob, size, limits)
+        for label, items in by_label.items():
+            for i, item in enumerate(items):
+                clock.check()
+                key = (split, label, i)
+                x = None
+                if readable[key]:
+                    blob = cache.pop(key, None)
+                    x = _decode(blob if blob is not None else fetch(item, None), size, limits)
                 if x is None:
                     skipped += 1
                 else:
@@ -425,11 +513,33 @@ def _build(groups: dict[str, dict[str, list[bytes]]], layout: str, skipped: int,
     def stack(parts: dict[str, list[torch.Tensor]]) -> TensorImageDataset:
         xs = [x for lb in labels for x in parts[lb]]
         ys = [i for i, lb in enumerate(labels) for _ in parts[lb]]
-        images = torch.stack(xs) if xs else torch.empty(0, 3, *size, dtype=torch.uint8)
-        return TensorImageDataset(images, torch.tensor(ys, dtype=torch.int64), labels, source)
+        images_ = torch.stack(xs) if xs else torch.empty(0, 3, *size, dtype=torch.uint8)
+        return TensorImageDataset(images_, torch.tensor(ys, dtype=torch.int64), labels, source)
 
     per_class = {lb: len(train_parts[lb]) + len(test_parts[lb]) for lb in labels}
     return FolderDataset(stack(train_parts), stack(test_parts), source, skipped, layout, per_class)
+
+
+def zip_name(info: zipfile.ZipInfo) -> str:
+    """The entry's real name: by the UTF-8 flag (bit 11); else UTF-8 when the bytes are valid UTF-8
+    (Info-ZIP on Linux, macOS); else GBK/cp936 (Windows Explorer on a Chinese system); else cp437."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        raw = info.orig_filename.encode("cp437")  # Python decoded the raw bytes as cp437: undo it exactly
+    except UnicodeEncodeError:
+        return info.filename
+    for encoding in ("utf-8", "gbk"):
+        try:
+            return raw.decode(encoding).replace("\\", "/")
+        except UnicodeDecodeError:
+            continue
+    return info.filename
+
+
+def _zip_error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def read_zip(data: bytes, *, source: str = "upload.zip", size: tuple[int, int] = (32, 32),
@@ -437,28 +547,51 @@ def read_zip(data: bytes, *, source: str = "upload.zip", size: tuple[int, int] =
     """The course's folder-per-label dataset from a zip, decoded in memory (nothing written to disk).
 
     Every check runs on the zip's directory before a single byte is decompressed:
-    size, file count, total uncompressed size, compression ratio, absolute and `..` paths.
+    size, file count, total uncompressed size, compression ratio, absolute and `..` paths;
+    then the pictures' headers against the pixel budget before a single one is decoded.
+    Names are decoded as their tool wrote them (UTF-8 flag, UTF-8, GBK), so 蚂蚁/蜜蜂 stay readable.
     """
+    try:
+        return _read_zip(data, source, size, test_fraction, seed, limits)
+    except CourseError:
+        raise
+    except MemoryError as exc:
+        raise CourseError("zip.too_big_unpacked", "the zip unpacks to {size_mb} MB; the limit is {limit_mb} MB",
+                          size_mb="?", limit_mb=limits.max_total_uncompressed // 2**20) from exc
+    except Exception as exc:  # noqa: BLE001 - whatever else a crafted archive provokes: a clear message
+        raise CourseError("zip.corrupt", "the zip is damaged or encrypted ({path}: {reason})",
+                          path=source, reason=_zip_error(exc)) from exc
+
+
+def _read_zip(data: bytes, source: str, size: tuple[int, int], test_fraction: float, seed: int,
+              limits: ZipLimits) -> FolderDataset:
+    clock = _Clock(limits.max_seconds)
+    if not isinstance(data, (bytes, bytearray)) or len(data) == 0:
+        raise CourseError("zip.not_zip", "this file is not a zip archive")
     if len(data) > limits.max_bytes:
         raise CourseError("zip.too_big", "the file is {size_mb} MB; the limit is {limit_mb} MB",
                           size_mb=round(len(data) / 2**20, 1), limit_mb=limits.max_bytes // 2**20)
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
+        zf = zipfile.ZipFile(io.BytesIO(bytes(data)))
         entries = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, struct.error, ValueError, ... for a hostile file
         raise CourseError("zip.not_zip", "this file is not a zip archive") from exc
+    if any(not e.filename for e in entries):  # a crafted directory: a name of 0 bytes
+        raise CourseError("zip.corrupt", "the zip is damaged or encrypted ({path}: {reason})",
+                          path="?", reason="an entry without a name")
     files = [e for e in entries if not e.is_dir()]
     if not files:
         raise CourseError("zip.empty", "the zip archive is empty")
-    if len(files) > limits.max_files:
+    if len(entries) > limits.max_files:
         raise CourseError("zip.too_many_files", "the zip has {count} files; the limit is {limit}",
-                          count=len(files), limit=limits.max_files)
+                          count=len(entries), limit=limits.max_files)
+    names = {id(e): zip_name(e) for e in entries}
     for e in entries:
-        name = e.filename.replace("\\", "/")
+        name = names[id(e)].replace("\\", "/")
         if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-            raise CourseError("zip.absolute_path", "the zip contains an absolute path: {path}", path=e.filename)
+            raise CourseError("zip.absolute_path", "the zip contains an absolute path: {path}", path=name)
         if ".." in PurePosixPath(name).parts:
-            raise CourseError("zip.traversal", "the zip contains a path leaving its folder: {path}", path=e.filename)
+            raise CourseError("zip.traversal", "the zip contains a path leaving its folder: {path}", path=name)
     total = sum(e.file_size for e in files)
     packed = sum(e.compress_size for e in files)
     if total > limits.max_total_uncompressed:
@@ -468,45 +601,148 @@ def read_zip(data: bytes, *, source: str = "upload.zip", size: tuple[int, int] =
     if total > 1 << 20 and (total / max(packed, 1) > limits.max_ratio or worst > limits.max_ratio):
         raise CourseError("zip.bomb", "the zip expands {ratio}× when unpacked: refused as a possible zip bomb",
                           ratio=int(max(worst, total / max(packed, 1))))
-    contents: dict[PurePosixPath, bytes] = {}
+    contents: dict[PurePosixPath, zipfile.ZipInfo | None] = {}
     for e in files:
-        path = PurePosixPath(e.filename.replace("\\", "/"))
-        if path.suffix.lower() not in IMAGE_SUFFIXES or "__MACOSX" in path.parts:
-            contents[path] = b""  # counted as skipped, never decompressed
-            continue
+        path = PurePosixPath(names[id(e)].replace("\\", "/"))
+        if (path.suffix.lower() not in IMAGE_SUFFIXES or "__MACOSX" in path.parts or path.name.startswith(".")
+                or e.file_size > images.MAX_IMAGE_BYTES):
+            contents[path] = None  # counted as skipped, never decompressed
+        else:
+            contents[path] = e
+
+    def fetch(e: zipfile.ZipInfo, n: int | None = None) -> bytes:
         try:
             # Read at most the declared size + 1: a lying header cannot make us inflate more.
             with zf.open(e) as f:
-                blob = f.read(e.file_size + 1)
-        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
-            raise CourseError("zip.corrupt", "the zip is damaged or encrypted ({path})", path=e.filename) from exc
+                blob = f.read(e.file_size + 1 if n is None else min(n, e.file_size + 1))
+        except Exception as exc:  # noqa: BLE001 - zlib.error, LZMAError, BadZipFile (CRC), encrypted, ...
+            raise CourseError("zip.corrupt", "the zip is damaged or encrypted ({path}: {reason})",
+                              path=names[id(e)], reason=_zip_error(exc)) from exc
         if len(blob) > e.file_size:
             raise CourseError("zip.bomb", "the zip expands {ratio}× when unpacked: refused as a possible zip bomb",
                               ratio=int(len(blob) / max(e.compress_size, 1)))
-        contents[path] = blob
+        return blob
+
     groups, skipped, layout = _organise(contents)
-    return _build(groups, layout, skipped, source, size, test_fraction, seed, limits)
+    return _build(groups, layout, skipped, source, size, test_fraction, seed, limits, clock, fetch)
+
+
+# ---------------------------------------------------------------- a folder on the server (off when hosted)
+
+LOCAL_FOLDERS_ENV = "TORCH_CLASSROOM_LOCAL_FOLDERS"  # off | data (default) | any
+LOCAL_FOLDER_MODES = ("off", "data", "any")
+
+
+def local_folders_mode() -> str:
+    """Which folders on the server the Data page may read: `off` (a hosted classroom), `data` (only
+    below the data directory, the default) or `any` (the app runs on the student's own computer).
+    An unknown value counts as `off`."""
+    value = (os.environ.get(LOCAL_FOLDERS_ENV) or "data").strip().lower()
+    return value if value in LOCAL_FOLDER_MODES else "off"
+
+
+def resolve_local_folder(text: str) -> Path:
+    """The folder a student typed, checked against the setting; CourseError `folder.*` otherwise.
+
+    In `data` mode the path is relative to the data directory (an absolute one must lie inside
+    it), `..` is refused, and symbolic links are resolved first: a link leading out is refused.
+    """
+    mode = local_folders_mode()
+    if mode == "off":
+        raise CourseError("folder.off", "Reading folders on the server is turned off here: upload a zip instead")
+    text = str(text).strip()
+    if not text or "\0" in text:
+        raise CourseError("folder.missing", "folder {path} does not exist", path=text)
+    path = Path(text)
+    if mode == "any":
+        full = path.expanduser().resolve()
+        if full == Path(full.anchor):
+            raise CourseError("folder.root", "{path} is the whole file system: give the folder of your dataset",
+                              path=text)
+        return full
+    base = data_dir()
+    if ".." in path.parts:
+        raise CourseError("folder.outside", "Only folders inside the data folder {base} can be read; "
+                          "{path} leaves it", base=str(base), path=text)
+    full = (path if path.is_absolute() else base / path).resolve()
+    if full != base and base not in full.parents:
+        raise CourseError("folder.outside", "Only folders inside the data folder {base} can be read; "
+                          "{path} leaves it", base=str(base), path=text)
+    return full
+
+
+def _walk(base: Path, limits: ZipLimits, clock: _Clock) -> dict[PurePosixPath, Path]:
+    """Regular files below `base`, never following a symbolic link, with the entry and file caps."""
+    out: dict[PurePosixPath, Path] = {}
+    stack = [base]
+    seen = 0
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue  # unreadable: skipped
+        for entry in entries:
+            seen += 1
+            if seen > limits.max_entries_walked:
+                raise CourseError("folder.too_many_entries", "the folder holds more than {limit} files and "
+                                  "folders: give the folder of your dataset", limit=limits.max_entries_walked)
+            if entry.is_symlink():
+                continue  # a link may lead anywhere on the server
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                if len(out) >= limits.max_files:
+                    raise CourseError("zip.too_many_files", "the zip has {count} files; the limit is {limit}",
+                                      count=f"{limits.max_files}+", limit=limits.max_files)
+                out[PurePosixPath(Path(entry.path).relative_to(base).as_posix())] = Path(entry.path)
+        clock.check()
+    return out
 
 
 def read_folder(root: str | os.PathLike, *, size: tuple[int, int] = (32, 32), test_fraction: float = 0.2,
-                seed: int = 0, limits: ZipLimits = ZipLimits()) -> FolderDataset:
-    """The same dataset from a local folder: root/ants/*.jpg, root/bees/*.jpg (or root/train/..., root/val/...)."""
-    base = Path(root).expanduser()
+                seed: int = 0, limits: ZipLimits = ZipLimits(), checked: bool = False) -> FolderDataset:
+    """The same dataset from a folder: root/ants/*.jpg, root/bees/*.jpg (or root/train/..., root/val/...).
+
+    `checked=True` means the caller has already passed the student's text through
+    `resolve_local_folder` (the Data page does); symbolic links are never followed either way.
+    """
+    clock = _Clock(limits.max_seconds)
+    base = Path(root) if checked else Path(root).expanduser()
     if not base.is_dir():
-        raise CourseError("folder.missing", "folder {path} does not exist", path=str(base))
-    contents: dict[PurePosixPath, bytes] = {}
-    for path in sorted(base.rglob("*")):
-        if not path.is_file() or path.is_symlink():
+        raise CourseError("folder.missing", "folder {path} does not exist", path=str(root))
+    base = base.resolve()
+    found = _walk(base, limits, clock)
+    contents: dict[PurePosixPath, Path | None] = {}
+    total = 0
+    for rel, path in found.items():
+        contents[rel] = None
+        if rel.suffix.lower() not in IMAGE_SUFFIXES or rel.name.startswith("."):
             continue
-        if len(contents) >= limits.max_files:
-            raise CourseError("zip.too_many_files", "the zip has {count} files; the limit is {limit}",
-                              count=f"{limits.max_files}+", limit=limits.max_files)
-        rel = PurePosixPath(path.relative_to(base).as_posix())
-        contents[rel] = path.read_bytes() if path.suffix.lower() in IMAGE_SUFFIXES else b""
+        try:
+            st_size = path.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+        if st_size > images.MAX_IMAGE_BYTES:
+            continue
+        total += st_size
+        if total > limits.max_total_uncompressed:
+            raise CourseError("zip.too_big_unpacked", "the zip unpacks to {size_mb} MB; the limit is {limit_mb} MB",
+                              size_mb=round(total / 2**20, 1), limit_mb=limits.max_total_uncompressed // 2**20)
+        contents[rel] = path
     if not contents:
-        raise CourseError("folder.empty", "folder {path} is empty", path=str(base))
+        raise CourseError("folder.empty", "folder {path} is empty", path=str(root))
+
+    def fetch(path: Path, n: int | None = None) -> bytes:
+        try:
+            with open(path, "rb") as f:  # at most the image cap, whatever the file became since
+                return f.read(images.MAX_IMAGE_BYTES + 1 if n is None else n)
+        except OSError:
+            return b""
+
     groups, skipped, layout = _organise(contents)
-    return _build(groups, layout, skipped, str(base), size, test_fraction, seed, limits)
+    return _build(groups, layout, skipped, str(root), size, test_fraction, seed, limits, clock, fetch)
 
 
 def to_image_folder(ds: TensorImageDataset, root: str | os.PathLike) -> Path:

@@ -6,14 +6,13 @@ applies real PyTorch layers and prepares what the layers lab shows.
 """
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch import nn
 
+from dl_core import images
 from dl_core.arithmetic import conv_output_size
 from dl_core.errors import CourseError
 
@@ -43,8 +42,8 @@ MULTI_BIAS = [1, -2]
 KERNEL_PRESETS = ("identity", "edges", "blur", "sharpen", "random")
 ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh", "LeakyReLU")
 
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # a photo, not an archive
-MAX_UPLOAD_PIXELS = 40_000_000  # PIL's decompression-bomb guard, made explicit
+MAX_UPLOAD_BYTES = images.MAX_IMAGE_BYTES  # the app's one set of image limits (dl_core.images)
+MAX_UPLOAD_PIXELS = images.MAX_IMAGE_PIXELS
 DISPLAY_SIDE = 96  # uploads are shrunk so every layer runs in milliseconds
 
 
@@ -252,26 +251,11 @@ def flatten_shapes(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, 
 def decode_image(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, side: int = DISPLAY_SIDE) -> torch.Tensor:
     """An uploaded picture (PNG/JPEG/...) → uint8 [3, H, W], at most `side` pixels on its long side.
 
-    `.convert("RGB")` as the course does (PNG may have 4 channels). Size-capped before decoding;
-    anything PIL cannot read safely becomes a CourseError.
+    `.convert("RGB")` as the course does (PNG may have 4 channels), through the app's one image
+    intake (`dl_core.images`: byte, format and pixel caps before decoding; errors `image.*`).
     """
-    if len(data) > max_bytes:
-        raise CourseError("layers.image_too_big", "the file is {size} MB; at most {limit} MB",
-                          size=round(len(data) / 2**20, 1), limit=round(max_bytes / 2**20, 1))
-    if not data:
-        raise CourseError("layers.image_unreadable", "this file is not a picture PIL can read")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_UPLOAD_PIXELS:
-                raise CourseError("layers.image_pixels", "the picture has {pixels} pixels; at most {limit}",
-                                  pixels=img.width * img.height, limit=MAX_UPLOAD_PIXELS)
-            img.draft("RGB", (side * 2, side * 2))  # JPEG: decode at reduced size, cheap
-            rgb = img.convert("RGB")
-            rgb.thumbnail((side, side))
-    except CourseError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError):
-        raise CourseError("layers.image_unreadable", "this file is not a picture PIL can read") from None
+    rgb = images.read_image(data, max_bytes=max_bytes)
+    rgb.thumbnail((side, side))
     pixels = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
     return pixels.reshape(rgb.height, rgb.width, 3).permute(2, 0, 1).contiguous()
 

@@ -42,7 +42,26 @@ class LayerSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LayerSpec":
-        return cls(kind=str(d["kind"]), args=dict(d.get("args", {})), name=d.get("name"))
+        """A layer from its dict form; CourseError("model.bad_spec") for anything malformed."""
+        if not isinstance(d, dict) or not isinstance(d.get("kind"), str):
+            raise _bad_spec("a layer must be {\"kind\": ..., \"args\": {...}}")
+        kind = d["kind"]
+        if kind not in LAYER_KINDS:
+            raise CourseError("model.unknown_kind", "unknown layer type {kind}", kind=kind[:40])
+        args = d.get("args", {})
+        if args is None:
+            args = {}
+        if not isinstance(args, dict) or len(args) > 16:
+            raise _bad_spec(f"{kind}: args must be a dictionary")
+        for key, value in args.items():
+            if not isinstance(key, str) or not key.isidentifier() or len(key) > 40:
+                raise _bad_spec(f"{kind}: argument names must be words")
+            if not _spec_value(value):
+                raise _bad_spec(f"{kind}: {key} must be a number, true/false or null")
+        name = d.get("name")
+        if name is not None and (not isinstance(name, str) or not name.isidentifier() or len(name) > 60):
+            raise _bad_spec(f"{kind}: name must be a short word")
+        return cls(kind=kind, args=dict(args), name=name or None)
 
 
 @dataclass(frozen=True)
@@ -56,14 +75,49 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
+        """A spec from its dict form, checked: CourseError (`model.bad_spec`, `model.unknown_kind`,
+        `model.too_many_layers`) for anything malformed, never a raw exception."""
+        if not isinstance(d, dict) or not isinstance(d.get("layers"), (list, tuple)):
+            raise _bad_spec("it must be {\"layers\": [...]}")
+        if not d["layers"]:
+            raise CourseError("model.empty", "the network has no layers")
+        if len(d["layers"]) > MAX_LAYERS:
+            raise CourseError("model.too_many_layers", "{count} layers is more than the limit of {limit}",
+                              count=len(d["layers"]), limit=MAX_LAYERS)
         return cls(layers=tuple(LayerSpec.from_dict(x) for x in d["layers"]))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelSpec":
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str | bytes) -> "ModelSpec":
+        """from_dict(json.loads(text)); CourseError("model.bad_spec") for text that is not such JSON."""
+        if not isinstance(text, (str, bytes, bytearray)) or len(text) > 1_000_000:
+            raise _bad_spec("not JSON text (or longer than 1 MB)")
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd nesting
+            raise _bad_spec(f"not valid JSON ({str(exc)[:80]})") from exc
+        return cls.from_dict(data)
+
+
+def _bad_spec(reason: str) -> CourseError:
+    return CourseError("model.bad_spec", "The network description is malformed: {reason}", reason=reason)
+
+
+def _spec_value(value: Any) -> bool:
+    """An argument value a spec may hold: a finite number, bool, None, a short string, or a short list of numbers."""
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return abs(value) <= 10**12
+    if isinstance(value, float):
+        return value == value and abs(value) != float("inf")
+    if isinstance(value, str):
+        return len(value) <= 40
+    if isinstance(value, (list, tuple)) and len(value) <= 4:
+        return all(isinstance(v, (int, float)) and not isinstance(v, bool) and _spec_value(v) for v in value)
+    return False
 
 
 def course_cnn(in_channels: int = 3, num_classes: int = 10) -> ModelSpec:
@@ -633,32 +687,20 @@ def image_input(image: torch.Tensor, preprocessing=None) -> torch.Tensor:
     return image.float() / 255
 
 
-MAX_UPLOAD_BYTES = 5 << 20
-MAX_UPLOAD_PIXELS = 40_000_000
+MAX_UPLOAD_BYTES = 20 << 20  # = dl_core.images.MAX_IMAGE_BYTES, the app's one set of image limits
 
 
 def decode_image(data: bytes, channels: int, size: tuple[int, int]) -> torch.Tensor:
     """An uploaded picture → uint8 [channels, H, W], resized like the course's Resize((h, w)).
 
-    Size-capped (bytes and pixels, against decompression bombs); PNG's alpha channel dropped
-    (`.convert("RGB")`, as the course does), or grey ("L") for one-channel datasets.
+    Through the app's one image intake (`dl_core.images`: byte, format and pixel caps before
+    decoding, errors `image.*`); PNG's alpha channel dropped (`.convert("RGB")`, as the course
+    does), or grey ("L") for one-channel datasets.
     """
-    from io import BytesIO
-
-    from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2 import functional as F
 
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise CourseError("model.upload_too_big", "the picture is {mb} MB; the limit is {limit} MB",
-                          mb=f"{len(data) / 2**20:.1f}", limit=MAX_UPLOAD_BYTES >> 20)
-    try:
-        with Image.open(BytesIO(data)) as img:
-            if img.width * img.height > MAX_UPLOAD_PIXELS:
-                raise CourseError("model.upload_too_big", "the picture is {mb} MB; the limit is {limit} MB",
-                                  mb=f"{img.width * img.height * 3 / 2**20:.1f}", limit=MAX_UPLOAD_BYTES >> 20)
-            img = img.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise CourseError("model.bad_upload", "this file is not a picture PIL can read ({reason})",
-                          reason=type(exc).__name__) from exc
+    from dl_core import images
+
+    img = images.read_image(data, mode="L" if channels == 1 else "RGB")
     x = F.pil_to_tensor(img)
     return F.resize(x, list(size), antialias=True)

@@ -8,90 +8,37 @@
 """
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 from torchvision.transforms import v2
 
+from dl_core import images
 from dl_core.checkpoint import Checkpoint
 from dl_core.errors import CourseError
 from dl_core.preprocess import Preprocessing
 
-MAX_IMAGE_BYTES = 20 * 1024 * 1024  # an upload larger than this is refused before decoding
-MAX_PIXELS = 40_000_000  # width × height, read from the header before any pixel is decoded
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+MAX_IMAGE_BYTES = images.MAX_IMAGE_BYTES  # one set of limits for every page: dl_core.images
+MAX_PIXELS = images.MAX_IMAGE_PIXELS
+FORMATS = images.FORMATS
 
 
 def load_image(data: bytes, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """The picture in `data` as an RGB PIL image, upright (EXIF orientation applied), first frame.
 
-    PNG (RGBA, palette, 16-bit, grey), JPEG (CMYK too), GIF, BMP, WEBP. The byte size and the
-    pixel count (from the header: `Image.open` is lazy) are checked before decoding.
+    PNG (RGBA, palette, 16-bit, grey), JPEG (CMYK too), GIF, BMP, WEBP, through the app's one
+    image intake (`dl_core.images`): byte size, format and pixel count checked before decoding.
     """
-    return open_image(data, max_bytes, max_pixels)[0]
+    return images.read_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
 
 
 def open_image(data: bytes, max_bytes: int = MAX_IMAGE_BYTES,
                max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, str]:
     """(RGB image, the file's own mode: `RGBA`, `P`, `CMYK`, `I;16`, ...) — see load_image."""
-    if not data:
-        raise CourseError("image.empty", "the file is empty (0 bytes)")
-    if len(data) > max_bytes:
-        raise CourseError("image.too_big", "the image file is {size_mb} MB; the limit is {limit_mb} MB",
-                          size_mb=round(len(data) / 2**20, 1), limit_mb=round(max_bytes / 2**20))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=list(FORMATS))
-            width, height = img.size
-            if width * height > max_pixels:
-                raise CourseError("image.too_many_pixels", "the image is {width}×{height} pixels; "
-                                  "the limit is {limit} megapixels", width=width, height=height,
-                                  limit=max_pixels // 1_000_000)
-            mode = img.mode
-            img.seek(0)  # GIF / animated WEBP: the first frame
-            img.load()
-            img = ImageOps.exif_transpose(img)  # a phone photo taken sideways comes out upright
-            return _to_rgb(img), mode
-    except CourseError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise CourseError("image.bomb", "the image header claims far too many pixels "
-                          "(a decompression bomb?); the limit is {limit} megapixels",
-                          limit=max_pixels // 1_000_000) from exc
-    except UnidentifiedImageError as exc:
-        if _looks_like_image(data):  # the right signature but unreadable: a cut-off or damaged file
-            raise CourseError("image.broken", "the image is damaged or cut off ({reason})",
-                              reason="unreadable header") from exc
-        raise CourseError("image.not_image", "this is not an image the app can read "
-                          "(PNG, JPEG, GIF, BMP or WEBP)") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise CourseError("image.broken", "the image is damaged or cut off ({reason})",
-                          reason=str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__) from exc
-
-
-def _looks_like_image(data: bytes) -> bool:
-    return (data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM"))
-            or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"))
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """convert("RGB") as the course does (a PNG has 4 channels), with two modes it gets wrong fixed."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit/32-bit grey: scale to 0..255 first
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA")
-        # transparent pixels become white, not whatever colour hides under alpha 0
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, img)
-    return img.convert("RGB")
+    return images.open_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ histograms. Random steps are drawn N times from a per-call seed; the process's R
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from dl_core import images
 from dl_core.errors import CourseError
 
 KINDS = ("ToTensor", "Normalize", "Resize", "CenterCrop", "RandomCrop", "RandomHorizontalFlip",
@@ -294,23 +294,11 @@ def run_pipeline(img: Image.Image, steps: list[Step], seed: int = 0, draws: int 
     return results
 
 
-def open_image(data: bytes, max_bytes: int = 10 * 2**20, max_pixels: int = 4096 * 4096) -> Image.Image:
-    """An uploaded picture as a PIL image in RGB (or L), the course's `Image.open(path).convert("RGB")`."""
-    if len(data) > max_bytes:
-        raise CourseError("tf.image_too_big", "the image is {size_mb} MB; the limit is {limit_mb} MB",
-                          size_mb=round(len(data) / 2**20, 1), limit_mb=max_bytes // 2**20)
-    try:
-        img = Image.open(io.BytesIO(data))
-        if img.width * img.height > max_pixels:
-            raise CourseError("tf.image_pixels", "the image has {w}×{h} pixels; the limit is {limit}",
-                              w=img.width, h=img.height, limit=max_pixels)
-        img.load()
-    except CourseError:
-        raise
-    except Exception as exc:  # PIL raises many kinds for a file that is not a picture
-        raise CourseError("tf.image_unreadable", "this file is not an image PIL can read") from exc
-    # PNGs often carry an alpha channel (RGBA): the course converts to RGB before ToTensor.
-    return img if img.mode in ("RGB", "L") else img.convert("RGB")
+def open_image(data: bytes, max_bytes: int = images.MAX_IMAGE_BYTES,
+               max_pixels: int = images.MAX_IMAGE_PIXELS) -> Image.Image:
+    """An uploaded picture as an RGB PIL image, the course's `Image.open(path).convert("RGB")`,
+    through the app's one image intake (`dl_core.images`; errors `image.*`)."""
+    return images.read_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
 
 
 def channel_mean_std(value: torch.Tensor) -> tuple[list[float], list[float]]:

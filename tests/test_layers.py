@@ -109,7 +109,7 @@ def test_decode_image_rgb_and_capped():
 
 
 @pytest.mark.parametrize("data, code", [
-    (b"", "layers.image_unreadable"), (b"not a picture", "layers.image_unreadable"), (b"x" * 100, "layers.image_unreadable"),
+    (b"", "image.empty"), (b"not a picture", "image.not_image"), (b"x" * 100, "image.not_image"),
 ])
 def test_decode_image_bad_files(data, code):
     with pytest.raises(CourseError) as exc:
@@ -120,4 +120,4 @@ def test_decode_image_bad_files(data, code):
 def test_decode_image_too_big():
     with pytest.raises(CourseError) as exc:
         decode_image(b"\0" * 2048, max_bytes=1024)
-    assert exc.value.code == "layers.image_too_big"
+    assert exc.value.code == "image.too_big"

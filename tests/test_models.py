@@ -217,7 +217,7 @@ def test_decode_image(tmp_path):
     x = decode_image(buf.getvalue(), 3, (32, 32))
     assert x.shape == (3, 32, 32) and x.dtype == torch.uint8 and int(x[0].float().mean()) == 255
     assert decode_image(buf.getvalue(), 1, (28, 28)).shape == (1, 28, 28)
-    for data, code in [(b"not an image", "model.bad_upload"), (b"x" * (6 << 20), "model.upload_too_big")]:
+    for data, code in [(b"not an image", "image.not_image"), (b"x" * (21 << 20), "image.too_big")]:
         with pytest.raises(CourseError) as e:
             decode_image(data, 3, (32, 32))
         assert e.value.code == code

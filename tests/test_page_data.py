@@ -144,13 +144,13 @@ def test_good_zip_becomes_the_picked_dataset(lang):
 
 def test_folder_dataset(lang, tmp_path):
     ds = D.load_dataset("shapes10", False).subset(30)
-    D.to_image_folder(ds, tmp_path / "train")
+    D.to_image_folder(ds, D.data_dir() / f"mine-{lang}" / "train")  # only below the data folder (issue 11)
     at = _section(new_app(lang, "app_pages/data.py"), "dataset")
     at.text_input(key="data.folder").set_value(str(tmp_path / "nowhere")).run()
     at.button(key="data.folder_load").click().run()
     assert_clean(at)
     assert at.error and _in_language(at.error[0].value, lang)
-    at.text_input(key="data.folder").set_value(str(tmp_path / "train")).run()
+    at.text_input(key="data.folder").set_value(f"mine-{lang}/train").run()
     at.button(key="data.folder_load").click().run()
     assert_clean(at)
     assert _picked(at) == "user"
@@ -204,7 +204,7 @@ def test_language_switch_keeps_every_choice(lang):
     at.selectbox(key=f"data.dataset.{lang}").set_value("shapes10").run()
     _section(at, "transforms")
     at.radio(key=f"data.tf_1_preset.{lang}").set_value("dataset").run()
-    at.sidebar.radio(key="lang").set_value(other).run()
+    at.sidebar.radio(key="sidebar.lang").set_value(other).run()  # the switch; the language is session "lang"
     assert_clean(at)
     assert _picked(at) == "shapes10"
     assert at.selectbox(key=f"data.dataset.{other}").value == "shapes10"

@@ -141,7 +141,7 @@ def test_open_image_converts_rgba_and_rejects_junk():
     assert open_image(buf.getvalue()).mode == "RGB"
     with pytest.raises(CourseError) as exc:
         open_image(b"not an image at all")
-    assert exc.value.code == "tf.image_unreadable"
+    assert exc.value.code == "image.not_image"
     with pytest.raises(CourseError) as exc:
         open_image(b"x" * 100, max_bytes=10)
-    assert exc.value.code == "tf.image_too_big"
+    assert exc.value.code == "image.too_big"
