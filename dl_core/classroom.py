@@ -37,7 +37,7 @@ class ClassroomConfig:
     max_students: int = 500  # tokens kept at once; the longest-unseen are forgotten first
     default_dataset: str = "shapes10-full"
     default_epochs: int = 3
-    default_train_images: int = 20_000
+    default_train_images: int = 50_000  # the course's whole epoch: a visible rise before it ends
     default_test_images: int = 2_000
 
     def jobs_limit(self) -> int:

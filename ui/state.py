@@ -19,7 +19,13 @@ DEFAULT_DATASET = "shapes10-full"  # CIFAR-sized: the course's numbers (157 batc
 
 
 def dataset_name() -> str:
-    return st.session_state.get(DATASET, DEFAULT_DATASET)
+    """The dataset the student picked, else the classroom's default (classroom.toml `default_dataset`)."""
+    picked = st.session_state.get(DATASET)
+    if picked is None:
+        from ui.student import classroom_config
+
+        picked = classroom_config().default_dataset or DEFAULT_DATASET
+    return picked
 
 
 def set_dataset_name(name: str) -> None:
