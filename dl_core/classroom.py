@@ -27,6 +27,7 @@ class ClassroomConfig:
     backend: str = "process"  # 'process' (worker processes), 'thread' (in the web process), 'ray' (a cluster)
     max_jobs: int = 0  # trainings at once; 0 = the number of CPU cores
     workers: int = 0  # worker processes kept ready; 0 = max_jobs
+    worker_nice: int = 10  # CPU priority of training below the web pages (0 = the same, 19 = the lowest)
     ray_address: str = ""  # 'auto', 'ray://host:10001', ... (backend 'ray' only)
     ray_gpus_per_job: float = 0.1  # a fraction of a GPU per run when the cluster has GPUs
     max_epochs: int = 100  # per run

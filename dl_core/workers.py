@@ -89,8 +89,15 @@ def _listen(stream: IO[bytes], control: _Control) -> None:
             control.threads = int(message[1])
 
 
-def worker_main(preload: tuple[str, str] | None = None) -> None:
-    """Wait for runs on stdin, iterate the engine, send events back; until told to quit or stdin closes."""
+def worker_main(preload: tuple[str, str] | None = None, nice: int = 0) -> None:
+    """Wait for runs on stdin, iterate the engine, send events back; until told to quit or stdin closes.
+
+    `nice` lowers the worker's CPU priority: on a server where training keeps every core busy, the web
+    process (students' pages, live charts) still gets the CPU the moment it needs it, and training
+    takes the rest (pages cost milliseconds; a run costs minutes).
+    """
+    if nice > 0 and hasattr(os, "nice"):
+        os.nice(nice)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # prints from anywhere go to stderr, not into the stream
     lock = threading.Lock()
@@ -149,7 +156,7 @@ class _Worker:
         self._start_process()
 
     def _start_process(self) -> None:
-        args = [sys.executable, "-m", "dl_core.workers"]
+        args = [sys.executable, "-m", "dl_core.workers", "--nice", str(self.backend.nice)]
         if self.backend.preload is not None:
             args += ["--preload", *self.backend.preload]
         env = dict(os.environ)
@@ -244,9 +251,10 @@ class ProcessBackend:
     kind = "process"
 
     def __init__(self, max_jobs: int | None = None, workers: int | None = None, cores: int | None = None,
-                 preload: tuple[str, str] | None = None) -> None:
+                 preload: tuple[str, str] | None = None, nice: int = 10) -> None:
         self.classroom = Classroom(max_jobs, cores)
         self.preload = preload
+        self.nice = max(0, min(int(nice), 19))
         self.closing = False
         count = max(1, min(workers or self.classroom.max_jobs, self.classroom.max_jobs))
         self.classroom.max_jobs = count  # a run only starts where a worker is free
@@ -309,8 +317,9 @@ class ProcessBackend:
 
 def _main(argv: list[str]) -> None:
     preload = (argv[argv.index("--preload") + 1], argv[argv.index("--preload") + 2]) if "--preload" in argv else None
+    nice = int(argv[argv.index("--nice") + 1]) if "--nice" in argv else 0
     try:
-        worker_main(preload)
+        worker_main(preload, nice)
     finally:
         sys.stderr.flush()
         os._exit(0)  # the listening thread is blocked reading stdin: no interpreter shutdown dance

@@ -120,3 +120,9 @@ def test_bad_requests_are_refused_before_queueing(pool, data):
         pool.submit(JobRequest(small_spec(size=32), TrainConfig(epochs=1), DataRef.of("separable", *data, root=None)))
     assert info.value.code == "train.model_mismatch"
     assert pool.classroom.queued() == 0
+
+
+def test_workers_train_below_the_pages_priority(pool):
+    """Training yields the CPU to the web process (students' pages) whenever it needs it."""
+    for pid in pool.pids():
+        assert os.getpriority(os.PRIO_PROCESS, pid) >= os.getpriority(os.PRIO_PROCESS, 0) + 10

@@ -37,7 +37,8 @@ def _make_backend(cfg: ClassroomConfig, data_root: str):
         return RayBackend(cfg)
     from dl_core.workers import ProcessBackend
 
-    return ProcessBackend(cfg.jobs_limit(), cfg.workers_count(), preload=(cfg.default_dataset, data_root))
+    return ProcessBackend(cfg.jobs_limit(), cfg.workers_count(), preload=(cfg.default_dataset, data_root),
+                          nice=cfg.worker_nice)
 
 
 @st.cache_resource(show_spinner=False)
