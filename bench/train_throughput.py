@@ -3,20 +3,23 @@
     python bench/train_throughput.py [--quick] [--threads N] [--images N] [--rounds N] [--device cpu|cuda]
 
 Same model (the course's CNN), batch 64, SGD lr 0.01, same images, same torch threads, same allocator
-treatment (dl_core.training.tune_allocator() once, for every variant):
+treatment (dl_core.devices.tune_allocator() once, for every variant):
 
   (a) course  — the course's step 17: torchvision-style dataset, per-image ToTensor, DataLoader(shuffle=True)
-  (b) engine  — dl_core.training.train(...) iterated headless
-  (c) page    — the same engine driven as the Train page drives it: a TrainingJob thread, polled
-  (raw)       — the best plain PyTorch loop on preloaded tensors (float, channels_last, index_select)
+  (b) engine  — dl_core.training.train(...) iterated headless, precision="auto" (tuned once, fresh: no disk cache)
+  (c) page    — the same engine driven as the Train page drives it (`page_run`: the one function to re-point
+                when the page's backend changes)
+  (raw)       — plain PyTorch loops on preloaded tensors (float, index_select), one per candidate setting the
+                autotuner times here (fp32/bf16/tf32 × channels_last on/off); the best of them is "raw"
 
-Each variant trains one epoch over the same N images per round; rounds rotate the order (A B C R, B C R A, …)
+Each variant trains one epoch over the same N images per round; rounds rotate the order (A B C R…, B C R… A, …)
 and the figure is the median images/s. The last three lines are exactly
-`engine_vs_course=<b/a>`, `page_vs_engine=<c/b>`, `engine_vs_raw=<b/raw>`.
+`engine_vs_course=<b/a>`, `page_vs_engine=<c/b>`, `engine_vs_raw=<b/best raw>`.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -29,10 +32,15 @@ import torchvision  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+os.environ["TORCH_CLASSROOM_AUTOTUNE_CACHE"] = "off"  # measure the tuning here, never reuse an old choice
+
 from dl_core.datasets import TensorImageDataset  # noqa: E402
+from dl_core.devices import (  # noqa: E402
+    Setting, autocast_context, candidate_settings, clear_tuning_cache, math_context, tune_allocator,
+)
 from dl_core.jobs import TrainingJob  # noqa: E402
 from dl_core.models import course_cnn  # noqa: E402
-from dl_core.training import DoneEvent, TrainConfig, seeded_model, train, tune_allocator  # noqa: E402
+from dl_core.training import DoneEvent, StartEvent, TrainConfig, seeded_model, train  # noqa: E402
 
 BATCH = 64
 LR = 0.01
@@ -84,23 +92,30 @@ def course_loop(train_set: TensorImageDataset, device: torch.device) -> float:
 
 
 def engine_config(n: int, device: str) -> TrainConfig:
+    """The course's recipe; no live accuracy probes (their cost is measured apart), precision 'auto'."""
     return TrainConfig(epochs=1, batch_size=BATCH, lr=LR, train_subset=n, test_subset=BATCH, log_every=100,
-                       device=device)
+                       device=device, probe_images=0)
 
 
-def engine(train_set: TensorImageDataset, test_set: TensorImageDataset, device: str) -> float:
-    """(b) the engine, headless: iterate train(...)."""
+def engine(train_set: TensorImageDataset, test_set: TensorImageDataset, device: str,
+           starts: list[StartEvent] | None = None) -> float:
+    """(b) the engine, headless: iterate train(...). Its StartEvent (the tuned setting) goes to `starts`."""
     model = seeded_model(course_cnn(), 0)
     t0 = time.perf_counter()
     done = None
     for event in train(model, train_set, test_set, engine_config(len(train_set), device)):
+        if isinstance(event, StartEvent) and starts is not None:
+            starts.append(event)
         done = event
     assert isinstance(done, DoneEvent) and done.status == "finished", done
     return time.perf_counter() - t0
 
 
-def page_job(train_set: TensorImageDataset, test_set: TensorImageDataset, device: str, threads: int) -> float:
-    """(c) as the page does it: a TrainingJob thread, polled like the fragment (here every 0.25 s)."""
+def page_run(train_set: TensorImageDataset, test_set: TensorImageDataset, device: str, threads: int) -> float:
+    """(c) as the Train page runs a training today: a dl_core.jobs.TrainingJob, polled like the page (every 0.25 s).
+
+    The one place to change when the page's backend changes (anything with start / events_since / join).
+    """
     model = seeded_model(course_cnn(), 0)
     job = TrainingJob(model, train_set, test_set, engine_config(len(train_set), device), threads=threads)
     t0 = time.perf_counter()
@@ -113,11 +128,11 @@ def page_job(train_set: TensorImageDataset, test_set: TensorImageDataset, device
     return elapsed
 
 
-def raw_loop(train_set: TensorImageDataset, device: torch.device) -> float:
-    """(raw) the best plain loop: floats preconverted (not timed), channels_last, index_select, no DataLoader."""
-    x_all = train_set.images.to(device).float().div_(255).contiguous(memory_format=torch.channels_last)
+def raw_loop(train_set: TensorImageDataset, device: torch.device, setting: Setting = Setting()) -> float:
+    """(raw) a plain loop in one setting: floats preconverted (not timed), index_select, no DataLoader, no checks."""
+    x_all = train_set.images.to(device).float().div_(255).contiguous(memory_format=setting.memory_format)
     y_all = train_set.targets.to(device)
-    model = seeded_model(course_cnn(), 0).to(device=device, memory_format=torch.channels_last)
+    model = seeded_model(course_cnn(), 0).to(device=device, memory_format=setting.memory_format)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
     g = torch.Generator().manual_seed(0)
@@ -127,11 +142,13 @@ def raw_loop(train_set: TensorImageDataset, device: torch.device) -> float:
     perm = torch.randperm(n, generator=g).to(device)
     for i in range(0, n, BATCH):
         idx = perm[i:i + BATCH]
-        outputs = model(x_all.index_select(0, idx))
-        loss = loss_fn(outputs, y_all.index_select(0, idx))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        with math_context(setting.precision, device.type):
+            with autocast_context(setting.precision, device.type):
+                outputs = model(x_all.index_select(0, idx))
+                loss = loss_fn(outputs.float(), y_all.index_select(0, idx))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t0
@@ -153,19 +170,28 @@ def main() -> None:
     rounds = args.rounds or (2 if args.quick else 4)
     train_set, test_set, name = load_images(n)
     dev = torch.device(args.device)
+    settings = candidate_settings(dev.type)
+    raw_names = [f"raw {s.label}" for s in settings]
     variants = {
         "course": lambda: course_loop(train_set, dev),
         "engine": lambda: engine(train_set, test_set, args.device),
-        "page": lambda: page_job(train_set, test_set, args.device, threads),
-        "raw": lambda: raw_loop(train_set, dev),
+        "page": lambda: page_run(train_set, test_set, args.device, threads),
+        **{name: (lambda s=s: raw_loop(train_set, dev, s)) for name, s in zip(raw_names, settings)},
     }
     print(f"torch {torch.__version__}, device {args.device}, threads {threads}, "
           f"cpu capability {torch.backends.cpu.get_cpu_capability()}, tuned allocator {allocator}")
     print(f"data {name}: {n} images per measurement, batch {BATCH}, SGD lr {LR}, {rounds} rounds interleaved")
     small = TensorImageDataset(train_set.images[:BATCH * 2], train_set.targets[:BATCH * 2], train_set.classes)
-    for fn in (lambda: course_loop(small, dev), lambda: engine(small, test_set, args.device),
-               lambda: raw_loop(small, dev)):
-        fn()  # warm-up: first-call costs (allocator, kernels) out of the timings
+    clear_tuning_cache()
+    starts: list[StartEvent] = []
+    engine(small, test_set, args.device, starts)  # warm-up, and the tuning (same batch, shape, threads: cached)
+    tuned = starts[0]
+    print(f"tuned: {tuned.tuned} in {tuned.tuning_seconds:.2f} s ({tuned.tune_source}); measured "
+          + "; ".join(f"{label} {ips:,.0f} img/s" for label, ips in tuned.candidates)
+          + (f"; refused (loss differs): {', '.join(tuned.rejected)}" if tuned.rejected else ""))
+    course_loop(small, dev)
+    for s in settings:
+        raw_loop(small, dev, s)  # warm-up: first-call costs (allocator, kernels) out of the timings
     rates: dict[str, list[float]] = {k: [] for k in variants}
     order = list(variants)
     for r in range(rounds):
@@ -174,11 +200,13 @@ def main() -> None:
             rates[key].append(n / seconds)
         print(f"round {r + 1}: " + ", ".join(f"{k} {rates[k][-1]:,.0f}" for k in order), flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
+    best_raw = max(raw_names, key=lambda k: med[k])
     for k in order:
-        print(f"{k:>7}: {med[k]:,.0f} images/s (median of {rounds})")
+        print(f"{k:>26}: {med[k]:,.0f} images/s (median of {rounds})")
+    print(f"best raw: {best_raw[4:]} ({med[best_raw]:,.0f} images/s); the engine used {tuned.tuned}")
     print(f"engine_vs_course={med['engine'] / med['course']:.3f}")
     print(f"page_vs_engine={med['page'] / med['engine']:.3f}")
-    print(f"engine_vs_raw={med['engine'] / med['raw']:.3f}")
+    print(f"engine_vs_raw={med['engine'] / med[best_raw]:.3f}")
 
 
 if __name__ == "__main__":

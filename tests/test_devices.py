@@ -58,3 +58,32 @@ def test_report_with_a_fake_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: Props.name)
     report = devices.device_report()
     assert (report.cuda_name, report.cuda_memory_gb, report.chosen.type) == ("Fake H100", 80.0, "cuda")
+
+
+# -- platform tuning helpers (the autotuner itself: tests/test_autotune.py) ------------------------------
+def test_cuda_math_mode_is_set_for_a_step_and_put_back():
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    before = (matmul.fp32_precision, conv.fp32_precision)
+    with devices.math_context("tf32", "cuda"):
+        assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "tf32")
+    with pytest.raises(ZeroDivisionError), devices.math_context("fp32", "cuda"):
+        assert (matmul.fp32_precision, conv.fp32_precision) == ("ieee", "ieee")  # fp32 means fp32, convs too
+        1 / 0
+    assert (matmul.fp32_precision, conv.fp32_precision) == before
+    with devices.math_context("tf32", "cpu"):  # nothing to set on a CPU
+        assert (matmul.fp32_precision, conv.fp32_precision) == before
+
+
+def test_autocast_only_for_bf16():
+    assert isinstance(devices.autocast_context("bf16", "cpu"), torch.autocast)
+    assert not isinstance(devices.autocast_context("fp32", "cpu"), torch.autocast)
+    with devices.precision_context("bf16", "cpu"):
+        assert torch.is_autocast_enabled("cpu")
+    assert not torch.is_autocast_enabled("cpu")
+
+
+def test_cuda_candidates(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    labels = [s.label for s in devices.candidate_settings("cuda")]
+    assert labels[0] == "fp32 + channels_last" and len(labels) == 6
+    assert {"tf32", "bf16 + channels_last", "fp32"} <= set(labels)

@@ -15,7 +15,7 @@ from dl_core.errors import CourseError
 from dl_core.models import LayerSpec, ModelSpec, course_cnn
 from dl_core.preprocess import Preprocessing
 from dl_core.training import (
-    DoneEvent, EpochEvent, NoticeEvent, StartEvent, StepEvent, TrainConfig, augment_batch, choose_precision,
+    DoneEvent, EpochEvent, NoticeEvent, ProbeEvent, StartEvent, StepEvent, TrainConfig, augment_batch, choose_precision,
     confusion_matrix, evaluate, loss_example, oom_next_step, per_class_accuracy, seeded_model, train,
     tune_allocator, zero_grad_demo,
 )
@@ -233,12 +233,19 @@ def test_device_detection_with_fakes(monkeypatch):
     assert info.value.code == "device.cuda_missing"
 
 
-def test_precision_choice(monkeypatch):
+def test_precision_choice_before_measuring(monkeypatch):
+    """Explicit requests are kept; 'auto' starts from fp32 whatever the CPU flags say (autotune decides by timing)."""
     assert choose_precision("fp32", "cuda") == "fp32" and choose_precision("bf16", "cpu") == "bf16"
     assert choose_precision("auto", "mps") == "fp32" and choose_precision("auto", "cuda") == "fp32"
-    from dl_core import training
-    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: False)
+    from dl_core import devices
+    monkeypatch.setattr(devices, "cpu_has_fast_bf16", lambda: True)  # the Xeon where bf16 was 1.5× slower
     assert choose_precision("auto", "cpu") == "fp32"
+
+
+def test_platform_tuning_names_stay_importable_from_training():
+    from dl_core import devices, training
+    for name in ("tune_allocator", "choose_precision", "cpu_has_fast_bf16", "autotune", "precision_context"):
+        assert getattr(training, name) is getattr(devices, name)
 
 
 def test_evaluate_matches_course_loop(data):
@@ -292,3 +299,69 @@ def test_course_steps_13_14_live():
 def test_tune_allocator_idempotent():
     first = tune_allocator()
     assert tune_allocator() is first
+
+
+# -- live accuracy (issue 12) -------------------------------------------------------------------------
+def test_probes_report_live_accuracy_between_epoch_ends(data):
+    train_set, test_set = data
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.05, log_every=100, probe_every=5, probe_images=100)
+    events = list(train(seeded_model(small_spec(), 0), train_set, test_set, cfg))
+    start, probes = events[0], [e for e in events if isinstance(e, ProbeEvent)]
+    assert (start.probe_every, start.probe_images) == (5, 100)
+    assert [(p.epoch, p.step) for p in probes] == [(1, 5), (1, 10), (1, 15), (1, 20), (2, 29), (2, 34), (2, 39), (2, 44)]
+    assert all(p.images == 100 and 0 <= p.accuracy <= 1 and math.isfinite(p.loss) for p in probes)
+    assert [p.seconds for p in probes] == sorted(p.seconds for p in probes)
+    assert max(p.accuracy for p in probes) > 0.6  # learning is visible inside the first epochs
+    # never at an epoch's end (step 24 and 48): the EpochEvent carries that accuracy
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[kinds.index("EpochEvent") - 1] == "StepEvent"
+
+
+def test_a_probe_is_the_test_pass_on_the_first_images(data):
+    train_set, test_set = data
+    model = seeded_model(small_spec(), 0)
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.05, probe_every=23, probe_images=50, precision="fp32")
+    probe = next(e for e in train(model, train_set, test_set, cfg) if isinstance(e, ProbeEvent))
+    assert probe.step == 23 and probe.images == 50
+    # replay: the weights after 23 steps, tested on test_set[:50] as the course does
+    replay = seeded_model(small_spec(), 0)
+    stop_after = iter(range(10**6))
+    for e in train(replay, train_set, test_set, TrainConfig(epochs=1, batch_size=16, lr=0.05, precision="fp32",
+                                                                   probe_images=0, log_every=1),
+                   lambda: next(stop_after) >= 23):
+        pass
+    ev = evaluate(replay, test_set.images[:50], test_set.targets[:50], Preprocessing(size=(16, 16)))
+    assert probe.accuracy == ev.accuracy and probe.loss == pytest.approx(ev.loss_mean, rel=1e-6)
+
+
+def test_probes_change_nothing_in_the_training(data):
+    train_set, test_set = data
+
+    def run(**probe):
+        model = seeded_model(small_spec(), 2)
+        cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05, augment=True, seed=9, log_every=1, **probe)
+        events = list(train(model, train_set, test_set, cfg))
+        return model.state_dict(), [e.loss for e in events if isinstance(e, StepEvent)], events
+
+    off_weights, off_curve, off_events = run(probe_images=0)
+    on_weights, on_curve, on_events = run(probe_every=1, probe_images=64)
+    assert not any(isinstance(e, ProbeEvent) for e in off_events)
+    assert sum(isinstance(e, ProbeEvent) for e in on_events) == 2 * 11  # 12 steps per epoch, none at the end
+    assert on_curve == off_curve
+    assert all(torch.equal(on_weights[k], off_weights[k]) for k in off_weights)
+
+
+def test_automatic_probe_interval():
+    assert TrainConfig().probe_interval(50_000, 10_000) == 78  # 782 steps per epoch: every 78th, 10 per epoch
+    # 10,000 images, batch 64 (157 steps): 500-image probes every 29th step, so they cost ≤ 10 % of the time
+    assert TrainConfig(train_subset=10_000).probe_interval(50_000, 10_000) == 29
+    assert TrainConfig(train_subset=5_000).probe_interval(50_000, 10_000) == 29  # Shapes-10: 79 steps, 2 probes
+    assert TrainConfig(train_subset=10_000).probe_interval(50_000, 100) == 15  # cheap probes: 10 per epoch
+    assert TrainConfig(probe_every=7).probe_interval(100) == 7
+    assert TrainConfig(probe_images=0, probe_every=7).probe_interval(100) == 0
+    assert TrainConfig(batch_size=1, probe_images=1).probe_interval(3, 3) == 4  # never more often than it costs
+
+
+def test_start_event_keeps_old_constructors_working():
+    e = StartEvent("cpu", "CPU", "requested", "fp32", 1, 10, 10, 1, 10, 1)
+    assert (e.channels_last, e.candidates, e.tuning_seconds, e.tuned) == (True, (), 0.0, "")
