@@ -190,6 +190,10 @@ def job_status(job: Job, index: int) -> None:
         top_left.markdown(t("train.running", label=job_label(job), device=start.device.upper() if start else "…",
                             name=start.device_name if start else "", threads=start.threads if start else "…",
                             precision=start.precision if start else "…", where=job.where or "…"))
+    if start is not None and start.tuned:
+        measured = "; ".join(f"{label}: {ips:,.0f} img/s" for label, ips in start.candidates)
+        top_left.caption(t("train.tuned", choice=start.tuned, measured=measured or "–",
+                           seconds=f"{start.tuning_seconds:.1f}", source=t(f"train.tune_source.{start.tune_source}")))
     key = "train.stop_button" if index == 0 else f"train.stop_button_{index + 1}"
     if top_right.button(t("train.stop"), key=key, icon=":material/stop:", disabled=job.stop_requested):
         job.stop()
