@@ -1,5 +1,7 @@
 """Build the network (course steps 7, 12, 15): the Sequential CNN layer by layer, shapes, errors that teach,
 print(model), the course's code, feature maps, and VGG16 with the course's modifications."""
+from html import escape
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -175,16 +177,16 @@ def layer_editor() -> tuple[ModelSpec, dict[int, object]]:
 
 
 # ----------------------------------------------------------------------------------------------- pictures
-def volume_figure(input_shape: tuple[int, int, int], rows) -> go.Figure:
-    """Each tensor as a box: height ∝ H (log), depth ∝ channels (log); flat vectors as thin bars.
+def volume_svg(input_shape: tuple[int, int, int], rows) -> str:
+    """Each tensor as a box: height ∝ H (log), depth ∝ channels (log); flat vectors as thin bars. Plain SVG.
 
-    One trace per colour (polygons separated by NaN) keeps the figure cheap to build and send.
+    Not a Plotly figure: Plotly's 4 MB of JavaScript kept every widget on this page a grey placeholder
+    for seconds in a fresh browser (issue 12). Hovering a box names the layer and its full shape.
     """
     shapes = [("input", "", tuple(input_shape))] + [(r.name, r.kind, r.output_shape) for r in rows]
-    groups = {"input": ([], [], []), "map": ([], [], []), "flat": ([], [], [])}
     colors = {"input": "rgba(127,127,127,0.55)", "map": "rgba(31,119,180,0.55)", "flat": "rgba(214,39,40,0.55)"}
-    annotations = []
-    x = top = 0.0
+    unit = 34.0  # pixels per unit of the drawing
+    boxes, x, top = [], 0.0, 0.0
     for i, (name, kind, shape) in enumerate(shapes):
         if len(shape) == 3:
             c, h, w = shape
@@ -194,30 +196,30 @@ def volume_figure(input_shape: tuple[int, int, int], rows) -> go.Figure:
             group = "map" if i else "input"
         else:
             height, width, depth, group = 1 + np.log2(max(shape[0], 1)), 0.35, 0.0, "flat"
-        dx, dy = depth * 0.5, depth * 0.35
         title = t("model.picture_input") if i == 0 else f"({name}) {kind}"
-        hover = f"{title}<br>[{', '.join(str(s) for s in (BATCH, *shape))}]"
-        faces = [([x, x + width, x + width, x, x], [0, 0, height, height, 0])]
-        if depth:
-            faces += [([x, x + dx, x + width + dx, x + width, x], [height, height + dy, height + dy, height, height]),
-                      ([x + width, x + width + dx, x + width + dx, x + width, x + width], [0, dy, height + dy, height, 0])]
-        xs, ys, texts = groups[group]
-        for fx, fy in faces:
-            xs += fx + [np.nan]
-            ys += fy + [np.nan]
-            texts += [hover] * 6
-        annotations.append(dict(x=x + width / 2, y=-0.4, text=f"{title}<br><b>{'×'.join(map(str, shape))}</b>",
-                                showarrow=False, font=dict(size=10), yanchor="top"))
-        top = max(top, height + dy)
-        x += width + dx + (1.4 if group == "flat" else 0.9)  # flat bars are thin: room for their labels
-    traces = [go.Scatter(x=np.array(xs, dtype=float), y=np.array(ys, dtype=float), fill="toself", mode="lines",
-                         fillcolor=colors[g], line=dict(color="rgba(40,40,40,0.8)", width=1), hoverinfo="text",
-                         text=texts, showlegend=False)
-              for g, (xs, ys, texts) in groups.items() if xs]
-    layout = go.Layout(height=300, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="rgba(0,0,0,0)",
-                       xaxis=dict(visible=False), yaxis=dict(visible=False, range=[-2.2, top + 0.5]),
-                       annotations=annotations)
-    return go.Figure(data=traces, layout=layout)
+        boxes.append((x, width, height, depth * 0.5, depth * 0.35, group, title, shape))
+        top = max(top, height + depth * 0.35)
+        x += width + depth * 0.5 + (1.9 if group == "flat" else 0.9)  # flat bars are thin: room for their labels
+    base = (top + 0.3) * unit  # y of the boxes' bottom edge (SVG's y axis points down)
+    parts = []
+    for bx, width, height, dx, dy, group, title, shape in boxes:
+        def pt(px, py):
+            return f"{px * unit:.1f},{base - py * unit:.1f}"
+        faces = [[(bx, 0), (bx + width, 0), (bx + width, height), (bx, height)]]
+        if dx:
+            faces += [[(bx, height), (bx + dx, height + dy), (bx + width + dx, height + dy), (bx + width, height)],
+                      [(bx + width, 0), (bx + width + dx, dy), (bx + width + dx, height + dy), (bx + width, height)]]
+        hover = escape(f"{title} [{', '.join(str(s) for s in (BATCH, *shape))}]")
+        polys = "".join(f'<polygon points="{" ".join(pt(*q) for q in face)}"/>' for face in faces)
+        cx = (bx + width / 2) * unit
+        parts.append(
+            f'<g fill="{colors[group]}" stroke="rgba(40,40,40,0.8)" stroke-width="1"><title>{hover}</title>{polys}</g>'
+            f'<text x="{cx:.1f}" y="{base + 16:.1f}" text-anchor="middle" font-size="12" fill="currentColor">'
+            f'{escape(title)}<tspan x="{cx:.1f}" dy="14" font-weight="bold">{"×".join(map(str, shape))}</tspan></text>')
+    width_px, height_px = (x + 0.5) * unit, base + 44
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="-20 0 {width_px + 20:.0f} {height_px:.0f}" '
+            f'width="{width_px + 20:.0f}" height="{height_px:.0f}" style="max-width: 100%; height: auto" role="img" '
+            f'font-family="sans-serif">{"".join(parts)}</svg>')
 
 
 def summary_table(rows) -> dict:
@@ -347,9 +349,9 @@ if section == "build":
 
     if shown_rows:
         st.subheader(t("model.table"))
-        st.dataframe(summary_table(shown_rows), hide_index=True, width="stretch", key="model.table")
-        st.plotly_chart(volume_figure(input_shape, shown_rows), key="model.volumes",
-                        config={"displayModeBar": False})
+        st.table(summary_table(shown_rows), hide_index=True)  # static: no data-grid JavaScript to load first
+        with st.container(key="model.volumes"):
+            st.markdown(volume_svg(input_shape, shown_rows), unsafe_allow_html=True)  # st.html drops SVG
         st.caption(t("model.picture_caption"))
 
     st.subheader(t("model.padding_title"))
@@ -360,8 +362,8 @@ if section == "build":
     pad_k = q2.number_input(t("model.arg.kernel_size"), min_value=1, max_value=15, value=5, step=1, key="model.pad_k")
     pad_s = q3.number_input(t("model.arg.stride"), min_value=1, max_value=8, value=1, step=1, key="model.pad_s")
     table = padding_table(int(pad_h), int(pad_k), int(pad_s))
-    st.dataframe({"padding": [p for p, _, _ in table], "H_out": [o for _, o, _ in table],
-                  t("model.col_formula"): [f for _, _, f in table]}, hide_index=True, key="model.pad_table")
+    st.table({"padding": [p for p, _, _ in table], "H_out": [o for _, o, _ in table],
+              t("model.col_formula"): [f for _, _, f in table]}, hide_index=True)
     same = [p for p, o, _ in table if o == pad_h]
     if same:
         st.markdown(t("model.pad_same", h=int(pad_h), k=int(pad_k), p=same[0]))

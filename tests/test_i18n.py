@@ -45,3 +45,52 @@ def test_prose_exists_in_both_languages():
     zh = {p.name for p in (ROOT / "content" / "zh").glob("*.md")}
     en = {p.name for p in (ROOT / "content" / "en").glob("*.md")}
     assert zh == en and zh
+
+
+# A first word that is code may stay lower-case: `x`, batch_size, nn.Module, shuffle=True:, {n}, 5×5, torch.
+_CODE_CHARS = re.compile(r"[_.()\[\]=/:<>{}`0-9]")
+
+
+def _starts_like_a_sentence(text: str) -> bool:
+    text = text.lstrip()
+    if not text[:1].isalpha() or text[0].isupper():
+        return True  # a placeholder, a number, a symbol (×, →, …), code in backticks, or a capital
+    return bool(_CODE_CHARS.search(text.split()[0]))
+
+
+def _is_sentence(key: str, text: str) -> bool:
+    return key.startswith("error.") or text.rstrip().endswith((".", "!", "?", "…"))
+
+
+def test_english_sentences_start_with_a_capital():
+    """Issue 12: "this file needs classes…" → "This file needs classes…" (every error and every sentence)."""
+    lower = sorted(key for key, entry in catalog().items()
+                   if _is_sentence(key, entry["en"]) and not _starts_like_a_sentence(entry["en"]))
+    assert not lower, lower
+
+
+def test_the_sentence_check_itself():
+    assert not _starts_like_a_sentence("this file needs classes")
+    assert not _starts_like_a_sentence("stride must be at least 1")
+    for fine in ("This file", "`stride` must be", "{n} draws", "batch_size must", "nn.Module: __init__", "5×5 input",
+                 "× 2", "shuffle=True: every epoch", "PyTorch"):
+        assert _starts_like_a_sentence(fine), fine
+    assert _is_sentence("error.zip.empty", "the zip archive is empty")
+    assert _is_sentence("data.note", "Shown below.") and not _is_sentence("data.hist_x", "value")
+
+
+def test_error_text_translates_and_falls_back_to_an_english_sentence():
+    from dl_core.errors import CourseError
+    from ui.i18n import as_sentence, error_text
+
+    # a known code: the catalog's sentence (the session has no language here: Chinese, the default)
+    exc = CourseError("zip.empty", "the zip archive is empty.")
+    assert error_text(exc) == catalog()["error.zip.empty"]["zh"]
+    # no catalog entry (a code added without one): dl_core's English message, as a sentence
+    assert error_text(CourseError("nowhere.new", "the thing {x} broke.", x=3)) == "The thing 3 broke."
+    # a catalog entry whose {params} the error does not carry: the English message, never a KeyError
+    exc = CourseError("arith.stride", "stride must be at least 1, got nothing.")
+    assert error_text(exc) == "Stride must be at least 1, got nothing."
+    assert as_sentence("batch_size must be at least 1") == "batch_size must be at least 1"
+    assert as_sentence("`x` needs numbers") == "`x` needs numbers"
+    assert as_sentence("") == ""

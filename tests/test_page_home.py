@@ -1,5 +1,7 @@
 """Home page (the course map) and the shared sidebar, in both languages."""
 from tests.conftest import assert_clean, new_app
+from ui.i18n import LANG_KEY, LANGS
+from ui.sidebar import SWITCH
 
 
 def test_course_map_lists_every_step_with_a_link(lang):
@@ -19,11 +21,40 @@ def test_course_map_lists_every_step_with_a_link(lang):
 def test_language_switch_in_sidebar_changes_the_page():
     at = new_app("zh")
     assert at.title[0].value.startswith("PyTorch 课堂")
-    at.sidebar.radio(key="lang").set_value("en").run()
+    at.sidebar.radio(key=SWITCH).set_value("en").run()
     assert at.title[0].value == "Torch Classroom · Course map"
-    at.sidebar.radio(key="lang").set_value("zh").run()
-    assert at.title[0].value.startswith("PyTorch 课堂")  # the URL part is checked in the browser test
+    assert at.query_params.get("lang") == "en"
+    assert at.session_state[LANG_KEY] == "en"
+    at.sidebar.radio(key=SWITCH).set_value("zh").run()
+    assert at.title[0].value.startswith("PyTorch 课堂")
+    assert "lang" not in at.query_params
     assert_clean(at)
+
+
+def test_language_is_a_session_value_not_the_switch_state():
+    """Issue 12: a switch whose state vanished or lags (a page clicked before it rendered) changes nothing."""
+    at = new_app("en", "app_pages/layers.py")
+    radio = at.sidebar.radio(key=SWITCH)
+    assert radio.value == "en"
+    # A browser that mounts the switch without a value from the server shows its default: the language.
+    assert radio.proto.default == LANGS.index("en")
+    at.session_state[SWITCH] = "zh"  # a stale switch state on the server ...
+    at.run()
+    assert at.session_state[LANG_KEY] == "en"  # ... does not change the language
+    assert at.sidebar.radio(key=SWITCH).value == "en"  # and the switch is put back in step
+    at.switch_page("app_pages/home.py")
+    at.run()
+    assert at.title[0].value == "Torch Classroom · Course map"
+    assert at.query_params.get("lang") == "en"
+
+
+def test_session_language_wins_over_an_unchanged_url(lang):
+    other = "en" if lang == "zh" else "zh"
+    at = new_app(lang)
+    at.session_state[LANG_KEY] = other  # tests (and the switch's callback) set the language directly
+    at.run()
+    assert at.sidebar.radio(key=SWITCH).value == other
+    assert at.query_params.get("lang") == ("en" if other == "en" else None)
 
 
 def test_url_language_is_used_on_first_visit():
@@ -35,6 +66,20 @@ def test_url_language_is_used_on_first_visit():
     at.query_params["lang"] = "en"
     at.run()
     assert at.title[0].value == "Torch Classroom · Course map"
+    assert at.sidebar.radio(key=SWITCH).value == "en"
+
+
+def test_a_new_url_language_in_the_same_session_is_adopted():
+    at = new_app("zh")
+    at.query_params["lang"] = "en"  # a shared English link opened in the same session
+    at.run()
+    assert at.title[0].value == "Torch Classroom · Course map"
+    at.run()  # and it stays
+    assert at.title[0].value == "Torch Classroom · Course map"
+    at.query_params["lang"] = "xx"  # a language we do not have: ignored, and the URL put right
+    at.run()
+    assert at.title[0].value == "Torch Classroom · Course map"
+    assert at.query_params.get("lang") == "en"
 
 
 def test_device_panel_explains_cuda_false(lang):
@@ -42,3 +87,18 @@ def test_device_panel_explains_cuda_false(lang):
     body = " ".join(str(getattr(e, "value", "")) for e in at.sidebar)
     assert "torch.cuda.is_available()" in body
     assert "torch.device" in body
+
+
+def test_data_page_sections_follow_the_course_numbers(lang):
+    """Issue 12: the Data page's sections read 1, 2, 4, 5, 6 (the course's steps), never 1, 2, 5, 4, 6."""
+    at = new_app(lang, "app_pages/data.py", timeout=90)  # the data page's first run reads the dataset: slow on a busy box
+    control = at.segmented_control(key="data.section")
+    numbers = [int(str(option).split()[0]) for option in control.options]  # the labels as shown
+    assert numbers == sorted(numbers) == [1, 2, 4, 5, 6]
+    home = new_app(lang)
+    data_title = {"zh": "数据与变换", "en": "Data & transforms"}[lang]
+    text = " ".join(m.value for m in home.markdown)
+    for number in numbers:  # each is a step the course map sends to the Data page
+        assert f"**{number}. " in text
+    links = [link.proto.label for link in home.get("page_link")]
+    assert [links[n - 1] for n in numbers] == [data_title] * len(numbers)

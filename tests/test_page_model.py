@@ -248,3 +248,18 @@ def test_feature_maps_of_the_trained_network(lang):
     at.toggle(key="model.maps_on").set_value(True).run()
     assert_clean(at)
     assert not at.error and len(at.get("image")) == 7
+
+
+def test_build_section_needs_no_heavy_javascript(lang):
+    """Issue 12: Plotly's and the data grid's JavaScript kept every widget here a grey placeholder for seconds
+    in a fresh browser; the build section draws its picture as SVG and its tables statically."""
+    at = new_app(lang, PAGE)
+    assert_clean(at)
+    assert not at.get("plotly_chart") and not at.dataframe
+    svg = next(m.value for m in at.markdown if m.value.startswith("<svg"))
+    assert svg.count("<polygon") == 3 * 7 + 3  # 7 boxes of 3 faces (input, 3 × conv + pool), 3 flat bars
+    assert "<title>(6) Flatten [64, 1024]</title>" in svg and "<title>(7) Linear [64, 64]</title>" in svg
+    assert svg.count("<title>") == 10  # the input and the 9 layers
+    assert len(at.table) == 2  # the layer summary and the padding table
+    assert at.table[0].value.shape == (9, 6)
+

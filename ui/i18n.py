@@ -16,6 +16,10 @@ from dl_core.errors import CourseError
 
 LANGS = ("zh", "en")
 LANG_NAMES = {"zh": "中文", "en": "English"}
+# The one source of truth for the language: a plain session value, never a widget key (Streamlit drops a
+# widget's state when a rerun does not render it, e.g. a page clicked before the sidebar switch rendered).
+# The URL (?lang=en) and the sidebar switch only mirror it; ui/sidebar.py keeps them in step.
+LANG_KEY = "lang"
 LOCALES = Path(__file__).parent / "locales"
 CONTENT = Path(__file__).parents[1] / "content"
 
@@ -34,7 +38,7 @@ def catalog() -> dict[str, dict[str, str]]:
 
 def lang() -> str:
     """The user's language: 'zh' (default) or 'en'."""
-    value = st.session_state.get("lang", "zh")
+    value = st.session_state.get(LANG_KEY, "zh")
     return value if value in LANGS else "zh"
 
 
@@ -52,14 +56,23 @@ def has(key: str) -> bool:
 
 
 def error_text(exc: CourseError) -> str:
-    """A dl_core error in the user's language (the English message if no translation exists)."""
-    key = f"error.{exc.code}"
-    if has(key):
+    """A dl_core error in the user's language (the English message, as a sentence, if no translation fits)."""
+    entry = catalog().get(f"error.{exc.code}")
+    if entry is not None:
+        text = entry.get(lang()) or entry.get("en", "")
         try:
-            return t(key, **exc.params)
+            return text.format(**exc.params)  # always formatted: a {param} the error lacks must not show raw
         except (KeyError, IndexError, ValueError):
             pass
-    return str(exc)
+    return as_sentence(str(exc))
+
+
+def as_sentence(text: str) -> str:
+    """`text` with a capital first letter, unless it starts with code (`batch_size`, `nn.Module`, `x:`)."""
+    first = text.split(maxsplit=1)[0] if text.strip() else ""
+    if text[:1].islower() and first.isalpha():
+        return text[:1].upper() + text[1:]
+    return text
 
 
 @functools.cache

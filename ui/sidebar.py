@@ -4,14 +4,28 @@ from __future__ import annotations
 import streamlit as st
 
 from dl_core.devices import DeviceReport, device_report
-from ui.i18n import LANG_NAMES, LANGS, lang, t
+from ui.i18n import LANG_KEY, LANG_NAMES, LANGS, lang, t
+
+SWITCH = "sidebar.lang"  # the radio's own key: its state may vanish or lag, the language does not
+URL_SEEN = "sidebar.url_lang"  # the language the URL last named (None: no ?lang), to notice a new one
+
+
+def _url_lang() -> str | None:
+    wanted = st.query_params.get("lang")
+    return wanted if wanted in LANGS else None
 
 
 def init_language() -> None:
-    """Language from the URL (?lang=en) on first visit, then from the sidebar switch."""
-    if "lang" not in st.session_state:
-        wanted = st.query_params.get("lang", "zh")
-        st.session_state["lang"] = wanted if wanted in LANGS else "zh"
+    """Call once per run before anything is translated: the language is a session value; the URL mirrors it.
+
+    The URL seeds the language on a first visit, and again whenever it names a language it did not name
+    on the last run (a shared link opened in the same session); otherwise the session value wins.
+    """
+    wanted = _url_lang()
+    if st.session_state.get(LANG_KEY) not in LANGS:
+        st.session_state[LANG_KEY] = wanted or "zh"
+    elif wanted is not None and wanted != st.session_state.get(URL_SEEN):
+        st.session_state[LANG_KEY] = wanted
 
 
 def _sync_url() -> None:
@@ -21,6 +35,28 @@ def _sync_url() -> None:
             st.query_params["lang"] = "en"
     elif "lang" in st.query_params:
         del st.query_params["lang"]
+    st.session_state[URL_SEEN] = _url_lang()
+
+
+def _on_switch() -> None:
+    # Runs before the script: the whole rerun (page titles included) is in the new language, and
+    # _sync_url then moves the URL along.
+    choice = st.session_state.get(SWITCH)
+    if choice in LANGS:
+        st.session_state[LANG_KEY] = choice
+
+
+def language_switch() -> None:
+    """The sidebar radio, drawn from the language (never the other way round)."""
+    current = lang()
+    # `index` is what a browser shows when it mounts the radio without a value from the server (a page
+    # clicked before the switch first rendered): the current language, never a fixed default.
+    index = LANGS.index(current)
+    if st.session_state.get(SWITCH, current) != current:
+        st.session_state[SWITCH] = current  # sent to the browser; a second default beside it only logs a warning
+        index = 0
+    st.radio("语言 / Language", LANGS, index=index, format_func=LANG_NAMES.get, key=SWITCH,
+             on_change=_on_switch, horizontal=True)
 
 
 @st.cache_resource(show_spinner=False)
@@ -30,8 +66,8 @@ def _report() -> DeviceReport:
 
 def render_sidebar() -> None:
     with st.sidebar:
-        st.radio("语言 / Language", LANGS, format_func=LANG_NAMES.get, key="lang", horizontal=True)
-        _sync_url()
+        language_switch()
+        _sync_url()  # after st.navigation, which may drop the query string on a page switch
         _device_panel(_report())
 
 

@@ -44,8 +44,23 @@ def test_build_break_and_fix_the_course_network(page, app_url, lang):
     assert page.locator("[class*='-Linear-in_features'] input").first.input_value() == "1024"
     screenshot(page, f"model_fixed_{lang}")
     page.locator(".st-key-model-volumes").scroll_into_view_if_needed()
-    page.locator(".st-key-model-volumes .main-svg").first.wait_for()
+    page.locator(".st-key-model-volumes svg polygon").first.wait_for()
+    assert page.locator(".st-key-model-volumes svg title").count() == 10  # the input and the 9 layers
     screenshot(page, f"model_volumes_{lang}")
+
+
+def test_widgets_do_not_wait_for_plotly(page, app_url):
+    """Issue 12: the build section loads no Plotly (its 4 MB of JavaScript kept every widget a grey placeholder)."""
+    scripts = []
+    page.on("request", lambda r: scripts.append(r.url.rsplit("/", 1)[-1]) if r.resource_type == "script" else None)
+    page.goto(f"{app_url}/model?lang=en")
+    wait_for_app(page)
+    page.locator("[class*='-Linear-in_features'] input").first.wait_for()
+    page.get_by_text("Every shape fits").first.wait_for()
+    page.wait_for_timeout(1000)
+    assert page.locator("[data-testid='stSkeleton']").count() == 0
+    heavy = [name for name in scripts if name.startswith(("PlotlyChart", "DataFrame."))]
+    assert not heavy, heavy
 
 
 def test_vgg_tab_and_code_tab(page, app_url):
