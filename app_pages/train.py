@@ -370,6 +370,13 @@ c, h, w = train_set.images.shape[1:]
 num_classes = len(train_set.classes)
 builder_spec = state.current_spec()
 jobs.me()  # the student (and their cookie) before anything reads their runs
+if jobs.config_error() is not None:
+    st.warning(t("train.config_ignored", reason=error_text(jobs.config_error())), icon=":material/warning:")
+try:
+    jobs.backend()  # a cluster that cannot be reached is a message, not a traceback
+except CourseError as exc:
+    st.error(error_text(exc), icon=":material/error:")
+    st.stop()
 jobs.adopt_new_runs()  # runs that ended while the student was away join the charts below
 
 st.subheader(t("train.setup"))

@@ -120,3 +120,24 @@ def test_every_dynamic_key_exists():
                                              "out_of_memory", "error")]
     wanted += [f"train.notice.{n}" for n in ("oom_half_batch", "oom_cpu")]
     assert not [k for k in wanted if k not in keys]
+
+
+def test_a_bad_classroom_setting_is_a_warning_and_the_defaults_apply(lang, monkeypatch):
+    from ui import student
+
+    monkeypatch.setenv("TORCH_CLASSROOM_MAX_EPOCHS", "lots")
+    student._config.clear()
+    try:
+        at = new_app(lang, "app_pages/train.py")
+        assert_clean(at)
+        assert any("max_epochs" in w.value for w in at.warning)
+        assert at.number_input(key="train.epochs").value == 3
+    finally:
+        monkeypatch.delenv("TORCH_CLASSROOM_MAX_EPOCHS")
+        student._config.clear()
+
+
+def test_limits_in_force_are_shown(lang):
+    at = new_app(lang, "app_pages/train.py")
+    text = " ".join(c.value for c in at.caption)
+    assert {"zh": "同时最多", "en": "at most"}[lang] in text

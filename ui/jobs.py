@@ -60,6 +60,10 @@ def limits() -> ClassroomConfig:
     return students.classroom_config()
 
 
+def config_error() -> CourseError | None:
+    return students.config_error()
+
+
 def me() -> Student:
     return students.current()
 

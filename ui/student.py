@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dl_core.classroom import ClassroomConfig, load_config
+from dl_core.errors import CourseError
 from dl_core.students import Student, StudentRegistry
 
 COOKIE = "torch_classroom_student"
@@ -18,9 +19,21 @@ COOKIE_PENDING = "student.cookie_pending"  # session state: the cookie still has
 
 
 @st.cache_resource(show_spinner=False)
+def _config() -> tuple[ClassroomConfig, CourseError | None]:
+    try:
+        return load_config(), None
+    except CourseError as exc:  # every page keeps working on the defaults; the Train page shows why
+        return ClassroomConfig(), exc
+
+
 def classroom_config() -> ClassroomConfig:
     """The teacher's limits (classroom.toml + TORCH_CLASSROOM_* variables), read once per server process."""
-    return load_config()
+    return _config()[0]
+
+
+def config_error() -> CourseError | None:
+    """Why the classroom file or variables were refused (the defaults apply meanwhile), or None."""
+    return _config()[1]
 
 
 @st.cache_resource(show_spinner=False)
