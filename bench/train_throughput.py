@@ -7,8 +7,8 @@ treatment (dl_core.devices.tune_allocator() once, for every variant):
 
   (a) course  — the course's step 17: torchvision-style dataset, per-image ToTensor, DataLoader(shuffle=True)
   (b) engine  — dl_core.training.train(...) iterated headless, precision="auto" (tuned once, fresh: no disk cache)
-  (c) page    — the same engine driven as the Train page drives it (`page_run`: the one function to re-point
-                when the page's backend changes)
+  (c) page    — the same engine as the Train page runs it: a request to a worker process
+                (dl_core.workers.ProcessBackend), polled every 0.25 s (`page_run`)
   (raw)       — plain PyTorch loops on preloaded tensors (float, index_select), one per candidate setting the
                 autotuner times here (fp32/bf16/tf32 × channels_last on/off); the best of them is "raw"
 
@@ -38,7 +38,6 @@ from dl_core.datasets import TensorImageDataset  # noqa: E402
 from dl_core.devices import (  # noqa: E402
     Setting, autocast_context, candidate_settings, clear_tuning_cache, math_context, tune_allocator,
 )
-from dl_core.jobs import TrainingJob  # noqa: E402
 from dl_core.models import course_cnn  # noqa: E402
 from dl_core.training import DoneEvent, StartEvent, TrainConfig, seeded_model, train  # noqa: E402
 
@@ -111,15 +110,25 @@ def engine(train_set: TensorImageDataset, test_set: TensorImageDataset, device: 
     return time.perf_counter() - t0
 
 
-def page_run(train_set: TensorImageDataset, test_set: TensorImageDataset, device: str, threads: int) -> float:
-    """(c) as the Train page runs a training today: a dl_core.jobs.TrainingJob, polled like the page (every 0.25 s).
+_POOL = []  # the worker pool, started once (outside the timings), as the server starts it once
 
-    The one place to change when the page's backend changes (anything with start / events_since / join).
+
+def page_run(train_set: TensorImageDataset, test_set: TensorImageDataset, device: str, threads: int) -> float:
+    """(c) as the Train page runs a training: a request to a worker process (dl_core.workers.ProcessBackend,
+    the server's default), polled like the page (every 0.25 s); the dataset travels with the request.
+
+    The one place to change when the page's backend changes (anything with submit / events_since / join).
     """
-    model = seeded_model(course_cnn(), 0)
-    job = TrainingJob(model, train_set, test_set, engine_config(len(train_set), device), threads=threads)
+    from dl_core.jobs import DataRef, JobRequest
+    from dl_core.workers import ProcessBackend
+
+    if not _POOL:
+        _POOL.append(ProcessBackend(max_jobs=1, cores=threads, nice=0))  # alone on the machine: no nice
+        _POOL[0].wait_ready(120)
+    request = JobRequest(course_cnn(), engine_config(len(train_set), device),
+                         DataRef.of("bench", train_set, test_set, root=None))
     t0 = time.perf_counter()
-    job.start()
+    job = _POOL[0].submit(request)
     cursor = 0
     while not job.join(timeout=0.25):
         _, cursor = job.events_since(cursor)
