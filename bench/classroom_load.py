@@ -882,15 +882,38 @@ def run_load(plan: Plan, *, start_server: bool = False, server_args: list[str] |
             _keep_and_remove(tmp, source, say)
 
 
+def run_async(coro) -> Any:
+    """asyncio.run(coro), in a thread of its own when this thread already runs an event loop
+    (Playwright's sync API keeps one running for a whole pytest session)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="classroom-load", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 def _run_class(plan: Plan, app_dir: Path, cold: bool, sampler: Sampler | None, say: Any) -> dict[str, Any]:
     classroom = Classroom(plan, Matchers(app_dir))
     if not cold:
-        asyncio.run(classroom.warmup(timeout=max(60.0, plan.page_timeout)))
+        run_async(classroom.warmup(timeout=max(60.0, plan.page_timeout)))
         warm = classroom.stats.warmup
         say(f"warm-up: the teacher's first load took {'–' if warm is None else f'{warm:.2f}'} s; the class arrives now")
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
-    asyncio.run(classroom.run())
+    run_async(classroom.run())
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     client_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     if sampler is not None:

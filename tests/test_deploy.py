@@ -8,7 +8,6 @@ process the script started.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -21,6 +20,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from bench.classroom_load import run_async
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("haproxy") is None,
@@ -121,7 +122,7 @@ def test_a_client_keeping_its_cookie_stays_on_one_replica(proxy):
 
     ws = url.replace("http://", "ws://") + "/_stcore/stream"
     for name in ("r1", "r2"):  # the websocket of a tab goes where its cookie says
-        assert asyncio.run(websocket_replica(ws, f"SERVERID={name}")) == name
+        assert run_async(websocket_replica(ws, f"SERVERID={name}")) == name
 
 
 def test_students_of_the_load_test_through_the_proxy_see_no_errors(proxy):

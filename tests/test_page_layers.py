@@ -200,7 +200,7 @@ def test_upload_a_picture_and_a_bad_file(at, lang):
     assert_clean(at)
     at.file_uploader(key="layers.img.file").upload("broken.png", b"not a picture", "image/png").run()
     assert_clean(at)
-    assert catalog()["error.layers.image_unreadable"][lang] in [e.value for e in at.error]
+    assert catalog()["error.image.not_image"][lang] in [e.value for e in at.error]  # the one image intake
     at.file_uploader(key="layers.img.file").upload("red.png", _png_bytes(), "image/png").run()
     assert_clean(at)
     assert not at.error
