@@ -173,7 +173,9 @@ def eta_text(seconds: float | None) -> str:
     if seconds is None:
         return "…"
     seconds = max(0, int(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+    if seconds >= 60:
+        return t("train.eta_minutes", m=seconds // 60, s=f"{seconds % 60:02d}")
+    return t("train.eta_seconds", s=seconds)
 
 
 def job_status(job: Job, index: int) -> None:
@@ -273,17 +275,16 @@ def run_label(run: Run) -> str:
 
 
 def runs_table(all_runs: list[Run]) -> None:
+    """One row per run; what the label already says (optimizer, lr) is not repeated, so every column fits."""
     rows = [{
-        t("train.col.run"): run_label(r), t("train.col.dataset"): dataset_title(r.dataset),
-        t("train.col.status"): t(f"train.status.{r.status}"),
+        t("train.col.run"): run_label(r) + (" · aug" if r.config.augment else ""),
+        t("train.col.dataset"): dataset_title(r.dataset), t("train.col.status"): t(f"train.status.{r.status}"),
         t("train.col.accuracy"): None if r.final_accuracy is None else round(100 * r.final_accuracy, 2),
-        t("train.col.epochs"): len(r.history.epochs),
-        t("train.col.optimizer"): r.config.optimizer, "lr": r.config.lr, "batch": r.config.batch_size,
-        t("train.col.augment"): "✓" if r.config.augment else "",
-        t("train.col.seconds"): round(r.seconds, 1), t("train.col.device"): r.device.upper(),
+        t("train.col.epochs"): len(r.history.epochs), t("train.col.seconds"): round(r.seconds, 1),
+        t("train.col.device"): r.device.upper(), "batch": r.config.batch_size,
     } for r in all_runs]
     st.dataframe(rows, hide_index=True, width="stretch", key="train.runs_table",
-                 column_config={t("train.col.run"): st.column_config.TextColumn(width="large"),
+                 column_config={t("train.col.run"): st.column_config.TextColumn(width="medium"),
                                 t("train.col.accuracy"): st.column_config.NumberColumn(format="%.2f %%")})
 
 
