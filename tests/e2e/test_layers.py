@@ -22,7 +22,7 @@ def wait_cells(page, grid: str, expected: list[str]) -> None:
             return JSON.stringify(got) === JSON.stringify(expected);
         }""",
         arg=[grid, expected],
-        timeout=20_000,
+        timeout=40_000,
     )
 
 
@@ -125,12 +125,12 @@ def edit_first_cell(page, text: str) -> None:
     """
     grid = page.locator("[data-testid='stDataFrame']").first
     grid.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(1000)  # the data editor's canvas settles before it takes a double-click
     box = grid.bounding_box()
     x, y = box["x"] + 26, box["y"] + 35 + 16  # below the header row, first column
     if text:
         page.mouse.dblclick(x, y)
-        page.wait_for_timeout(300)
+        page.wait_for_timeout(600)
         page.keyboard.press("Control+A")
         page.keyboard.type(text)
         page.keyboard.press("Enter")
