@@ -11,7 +11,7 @@ from dl_core.jobs import Job, tensorboard_available
 from dl_core.models import PRESETS, preset
 from dl_core.students import Run
 from dl_core.training import (
-    OPTIMIZERS, DoneEvent, EpochEvent, NoticeEvent, StartEvent, StepEvent, TrainConfig, confusion_matrix,
+    OPTIMIZERS, EpochEvent, NoticeEvent, StartEvent, StepEvent, TrainConfig, confusion_matrix,
     loss_example, per_class_accuracy, zero_grad_demo,
 )
 from ui import charts, jobs, state

@@ -28,7 +28,7 @@ from typing import Any
 
 from dl_core.classroom import ClassroomConfig
 from dl_core.errors import CourseError
-from dl_core.jobs import Classroom, DataRef, Job, JobRequest, check_request, drive
+from dl_core.jobs import Classroom, DataRef, Job, JobRequest, QueuedBackend, drive
 from dl_core.training import DoneEvent, StartEvent, StepEvent
 
 POLL_SECONDS = 0.25  # how often the web process asks a running actor for its new events
@@ -118,7 +118,7 @@ def _require_ray() -> Any:
     return ray
 
 
-class RayBackend:
+class RayBackend(QueuedBackend):
     """Runs each request as an actor on a Ray cluster, through the shared queue (same shape as ProcessBackend)."""
 
     kind = "ray"
@@ -177,13 +177,6 @@ class RayBackend:
         return ref
 
     # -- runs --------------------------------------------------------------------------------------
-    def submit(self, request: JobRequest, tensorboard_dir: Path | None = None) -> Job:
-        check_request(request)
-        job = Job(request, tensorboard_dir)
-        job.on_stop(self._stop)
-        self.classroom.submit(job, lambda threads: self._launch(job, threads))
-        return job
-
     def _launch(self, job: Job, threads: int) -> None:
         job._running("Ray actor (starting)")
         options: dict[str, Any] = {"max_concurrency": 4, "num_cpus": 1}

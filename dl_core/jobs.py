@@ -32,7 +32,7 @@ from dl_core.datasets import DATASETS, TensorImageDataset, load_dataset
 from dl_core.errors import CourseError
 from dl_core.models import ModelSpec, build_model
 from dl_core.training import (
-    DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, TrainEvent, check_model_fits, seeded_model, train,
+    DoneEvent, EpochEvent, StepEvent, TrainConfig, TrainEvent, check_model_fits, seeded_model, train,
 )
 
 ENV_MAX_JOBS = "TORCH_CLASSROOM_MAX_JOBS"
@@ -531,6 +531,28 @@ class Classroom:
                 return None
             heapq.heappush(free_at, heapq.heappop(free_at) + other.work / speed)
         return heapq.heappop(free_at) if free_at else 0.0
+
+
+class QueuedBackend:
+    """What every backend shares: check a request, queue it, launch it when a slot frees.
+
+    Subclasses set `self.classroom` and implement `_launch(job, threads)` and `_stop(job)`.
+    """
+
+    classroom: Classroom
+
+    def submit(self, request: JobRequest, tensorboard_dir: Path | None = None) -> Job:
+        check_request(request)
+        job = Job(request, tensorboard_dir)
+        job.on_stop(self._stop)
+        self.classroom.submit(job, lambda threads: self._launch(job, threads))
+        return job
+
+    def _launch(self, job: Job, threads: int) -> None:
+        raise NotImplementedError
+
+    def _stop(self, job: Job) -> None:
+        raise NotImplementedError
 
 
 # ----------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from dl_core.jobs import Classroom, DataRef, Job, JobRequest, check_request, drive
+from dl_core.jobs import Classroom, DataRef, Job, JobRequest, QueuedBackend, drive
 from dl_core.training import DoneEvent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,7 +248,7 @@ def _shippable(request: JobRequest) -> JobRequest:
     return JobRequest(request.spec, request.config, request.data.shipped(), {})
 
 
-class ProcessBackend:
+class ProcessBackend(QueuedBackend):
     """The server's default: `workers` processes kept ready, at most that many runs at once."""
 
     kind = "process"
@@ -263,13 +263,6 @@ class ProcessBackend:
         self.classroom.max_jobs = count  # a run only starts where a worker is free
         self._lock = threading.Lock()
         self._workers = [_Worker(i, self) for i in range(count)]
-
-    def submit(self, request: JobRequest, tensorboard_dir: Path | None = None) -> Job:
-        check_request(request)
-        job = Job(request, tensorboard_dir)
-        job.on_stop(self._stop)
-        self.classroom.submit(job, lambda threads: self._launch(job, threads))
-        return job
 
     def _launch(self, job: Job, threads: int) -> None:
         with self._lock:

@@ -100,7 +100,7 @@ def train_code(spec: ModelSpec, config: TrainConfig, dataset: str = "cifar10",
     layers = "\n".join(f"            {layer_code(layer)}," for layer in spec.layers)
     device = {"auto": '"cuda" if torch.cuda.is_available() else "cpu"', "cpu": '"cpu"', "cuda": '"cuda"',
               "mps": '"mps"'}[config.device]
-    w_open = f'writer = SummaryWriter("logs_train")\n' if tensorboard else ""
+    w_open = 'writer = SummaryWriter("logs_train")\n' if tensorboard else ""
     w_step = '            writer.add_scalar("train_loss", loss.item(), total_train_step)\n' if tensorboard else ""
     w_test = ('    writer.add_scalar("test_loss", total_test_loss, total_test_step)\n'
               '    writer.add_scalar("test_accuracy", total_accuracy / test_data_size, total_test_step)\n'
