@@ -93,7 +93,7 @@ class Matchers:
 
     def __init__(self, root: Path = ROOT) -> None:
         catalog: dict[str, dict[str, str]] = {}
-        for path in sorted((root / "ui" / "locales").glob("*.json")):
+        for path in sorted((root / "locales").glob("*.json")):
             try:
                 catalog.update(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError):

@@ -27,7 +27,7 @@ def test_template_regex_reads_catalog_parameters():
 def test_matchers_recognise_the_train_page_in_both_languages():
     """Built from the Train page's own catalog entries, so the check follows the page's wording."""
     catalog: dict[str, dict[str, str]] = {}
-    for path in (cl.ROOT / "ui" / "locales").glob("*.json"):
+    for path in (cl.ROOT / "locales").glob("*.json"):
         catalog.update(json.loads(path.read_text(encoding="utf-8")))
     queue_keys = [k for k in catalog if k.startswith("train.") and "queue" in k and "{position}" in catalog[k]["en"]]
     assert queue_keys, "the Train page has no queue message with a {position}"

@@ -111,7 +111,7 @@ def test_stop_button(lang):
 
 def test_every_dynamic_key_exists():
     keys = set()
-    for path in (ROOT / "ui" / "locales").glob("*.json"):
+    for path in (ROOT / "locales").glob("*.json"):
         keys |= set(json.loads(path.read_text(encoding="utf-8")))
     wanted = [f"train.model.{m}" for m in ("builder", *PRESETS)] + [f"train.optimizer.{o}" for o in OPTIMIZERS]
     wanted += [f"train.device.{d}" for d in ("auto", "cpu", "cuda", "mps")]

@@ -1,4 +1,4 @@
-"""Both languages everywhere: `t(key)` looks a string up in the catalogs under ui/locales/.
+"""Both languages everywhere: `t(key)` looks a string up in the catalogs under locales/ (dl_core/i18n.py).
 
 Each catalog file is `{key: {"zh": ..., "en": ...}}`; one file per page (plus common.json),
 so every page owns its strings. Keys are prefixed by page (`data.title`, `conv.stride`);
@@ -7,33 +7,21 @@ errors raised by dl_core are `error.<code>`. Long prose lives in content/<lang>/
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import streamlit as st
 
 from dl_core.errors import CourseError
+from dl_core.i18n import LANGS, LOCALES, catalog, has, text
 
-LANGS = ("zh", "en")
+__all__ = ["LANGS", "LOCALES", "catalog", "has", "t", "lang", "error_text", "as_sentence", "prose"]
+
 LANG_NAMES = {"zh": "中文", "en": "English"}
 # The one source of truth for the language: a plain session value, never a widget key (Streamlit drops a
 # widget's state when a rerun does not render it, e.g. a page clicked before the sidebar switch rendered).
 # The URL (?lang=en) and the sidebar switch only mirror it; ui/sidebar.py keeps them in step.
 LANG_KEY = "lang"
-LOCALES = Path(__file__).parent / "locales"
 CONTENT = Path(__file__).parents[1] / "content"
-
-
-@functools.cache
-def catalog() -> dict[str, dict[str, str]]:
-    """All catalogs merged; a key defined twice is a bug."""
-    merged: dict[str, dict[str, str]] = {}
-    for path in sorted(LOCALES.glob("*.json")):
-        for key, entry in json.loads(path.read_text(encoding="utf-8")).items():
-            if key in merged:
-                raise KeyError(f"translation key {key!r} defined twice (again in {path.name})")
-            merged[key] = entry
-    return merged
 
 
 def lang() -> str:
@@ -44,15 +32,7 @@ def lang() -> str:
 
 def t(key: str, **params: object) -> str:
     """The string for `key` in the user's language, formatted with `params`."""
-    entry = catalog().get(key)
-    if entry is None:
-        return f"⟦{key}⟧"  # visible, and tests look for it
-    text = entry.get(lang()) or entry.get("en", key)
-    return text.format(**params) if params else text
-
-
-def has(key: str) -> bool:
-    return key in catalog()
+    return text(key, lang(), **params)
 
 
 def error_text(exc: CourseError) -> str:
