@@ -6,7 +6,8 @@ import streamlit as st
 from ui.i18n import t
 
 
-def show_code(code: str, key: str, filename: str = "course.py", expanded: bool = False) -> None:
+def show_code(code: str, key: str, filename: str = "course.py", expanded: bool = False,
+              explain: str | None = None) -> None:
     """An expander with the code and a download button; `key` is page-prefixed (`data.code`)."""
     with st.expander(t("common.show_code"), expanded=expanded, icon=":material/code:"):
         st.code(code, language="python")
