@@ -1,27 +1,86 @@
-"""Home: the course map. Every step of the course, in both languages, with the page that teaches it."""
+"""Home: the course map. Today's lessons (a teacher's links), then every step of the course with the page
+that teaches it, in both languages."""
 import streamlit as st
 
-from ui.i18n import prose, t
+from dl_core.presets import Lesson, load_lessons
+from ui.i18n import error_text, lang, prose, t
+from ui.pages import BY_URL
+from ui.student import classroom_config
 
-# (step number, the page that teaches it); names come from the catalog as home.step<N>.
-COURSE_MAP = [
-    (1, "app_pages/data.py"), (2, "app_pages/data.py"), (3, "app_pages/train.py"), (4, "app_pages/data.py"),
-    (5, "app_pages/data.py"), (6, "app_pages/data.py"), (7, "app_pages/layers.py"), (8, "app_pages/layers.py"),
-    (9, "app_pages/layers.py"), (10, "app_pages/layers.py"), (11, "app_pages/layers.py"), (12, "app_pages/model.py"),
-    (13, "app_pages/train.py"), (14, "app_pages/train.py"), (15, "app_pages/model.py"), (16, "app_pages/save_load.py"),
-    (17, "app_pages/train.py"), (18, "app_pages/train.py"), (19, "app_pages/predict.py"),
-]
-PAGE_TITLE = {
-    "app_pages/data.py": "nav.data", "app_pages/layers.py": "nav.layers", "app_pages/model.py": "nav.model",
-    "app_pages/train.py": "nav.train", "app_pages/save_load.py": "nav.save_load", "app_pages/predict.py": "nav.predict",
-}
+# (step number, its name, what it does, the page that teaches it: a url_path from ui/pages.py)
+STEPS = (
+    (1, "home.step1", "home.step1.what", "data"),
+    (2, "home.step2", "home.step2.what", "data"),
+    (3, "home.step3", "home.step3.what", "train"),
+    (4, "home.step4", "home.step4.what", "data"),
+    (5, "home.step5", "home.step5.what", "data"),
+    (6, "home.step6", "home.step6.what", "data"),
+    (7, "home.step7", "home.step7.what", "layers"),
+    (8, "home.step8", "home.step8.what", "layers"),
+    (9, "home.step9", "home.step9.what", "layers"),
+    (10, "home.step10", "home.step10.what", "layers"),
+    (11, "home.step11", "home.step11.what", "layers"),
+    (12, "home.step12", "home.step12.what", "model"),
+    (13, "home.step13", "home.step13.what", "train"),
+    (14, "home.step14", "home.step14.what", "train"),
+    (15, "home.step15", "home.step15.what", "model"),
+    (16, "home.step16", "home.step16.what", "save"),
+    (17, "home.step17", "home.step17.what", "train"),
+    (18, "home.step18", "home.step18.what", "train"),
+    (19, "home.step19", "home.step19.what", "predict"),
+)
 
-st.title(t("home.title"))
-st.markdown(prose("home_intro"))
 
-st.subheader(t("home.map"))
-for number, page in COURSE_MAP:
-    with st.container(border=True, key=f"home.step{number}"):
+@st.cache_resource(show_spinner=False)
+def _lessons(folder: str, chosen: str):
+    return load_lessons(folder or None, chosen)  # read once per process: presets change with a restart
+
+
+def intro() -> None:
+    st.title(t("home.title"))
+    st.markdown(prose("home_intro"))
+
+
+def todays_lessons() -> None:
+    """The teacher's presets (presets/*.toml, chosen in classroom.toml): each a link to a page in a set state."""
+    config = classroom_config()
+    lessons, problems = _lessons(config.presets_dir, config.lessons)
+    if not lessons and not problems:
+        return
+    st.subheader(t("home.lessons"))
+    for lesson in lessons:
+        lesson_link(lesson)
+    for problem in problems:
+        st.warning(t("home.lesson_problem", reason=problem_text(problem)), icon=":material/warning:")
+
+
+def problem_text(problem) -> str:
+    inner = getattr(problem, "inner", None)  # a setting the page refuses: its own message, translated
+    if inner is not None:
+        return t("error.preset.bad_value", name=problem.params["name"], reason=error_text(inner))
+    return error_text(problem)
+
+
+def lesson_link(lesson: Lesson) -> None:
+    page = BY_URL[lesson.page]
+    with st.container(border=True, key=f"home.lesson.{lesson.name}"):
         left, right = st.columns([3, 2], vertical_alignment="center")
-        left.markdown(f"**{number}. {t(f'home.step{number}')}**  \n{t(f'home.step{number}.what')}")
-        right.page_link(page, label=t(PAGE_TITLE[page]), icon=":material/arrow_forward:")
+        note = lesson.text("note", lang())
+        left.markdown(f"**{lesson.text('title', lang())}**" + (f"  \n{note}" if note else ""))
+        right.page_link(page.file, label=t(page.title_key), icon=":material/play_lesson:",
+                        query_params=lesson.settings)
+
+
+def course_map() -> None:
+    st.subheader(t("home.map"))
+    for number, name, what, url_path in STEPS:
+        page = BY_URL[url_path]
+        with st.container(border=True, key=f"home.step{number}"):
+            left, right = st.columns([3, 2], vertical_alignment="center")
+            left.markdown(f"**{number}. {t(name)}**  \n{t(what)}")
+            right.page_link(page.file, label=t(page.title_key), icon=":material/arrow_forward:")
+
+
+intro()
+todays_lessons()
+course_map()

@@ -40,6 +40,8 @@ class ClassroomConfig:
     default_epochs: int = 3
     default_train_images: int = 50_000  # the course's whole epoch: a visible rise before it ends
     default_test_images: int = 2_000
+    lessons: str = "*"  # the course map's "Today's lesson": "*" every preset, "" none, or "name, name"
+    presets_dir: str = ""  # the teacher's lesson files (presets/*.toml); "" = presets/ beside the app
 
     def jobs_limit(self) -> int:
         return self.max_jobs or os.cpu_count() or 1

@@ -94,3 +94,28 @@ def test_error_text_translates_and_falls_back_to_an_english_sentence():
     assert as_sentence("batch_size must be at least 1") == "batch_size must be at least 1"
     assert as_sentence("`x` needs numbers") == "`x` needs numbers"
     assert as_sentence("") == ""
+
+
+SOURCES = ("streamlit_app.py", "app_pages/*.py", "ui/*.py", "dl_core/**/*.py")
+
+
+def _sources() -> list[Path]:
+    return [p for pattern in SOURCES for p in ROOT.glob(pattern)]
+
+
+def test_every_translation_key_is_a_literal():
+    """Issue 13: a key built at run time (t(f"x.{y}")) is invisible to the catalog checks: use a dict of literals."""
+    built = []
+    for path in _sources():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"""\b(t|text)\(\s*f["']|\b(t|text)\(\s*["'][^"']*["']\s*\+""", line):
+                built.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not built, built
+
+
+def test_every_key_used_in_dl_core_exists():
+    used = set()
+    for path in ROOT.glob("dl_core/**/*.py"):
+        used |= set(re.findall(r"""\btext\(\s*["']([a-z0-9_.]+)["']""", path.read_text(encoding="utf-8")))
+    missing = sorted(k for k in used if k not in catalog())
+    assert not missing, missing

@@ -12,7 +12,7 @@ def test_course_map_lists_every_step_with_a_link(lang):
     text = " ".join(m.value for m in at.markdown)
     assert "1.1019" not in text  # sanity: the map names steps, it does not compute
     assert ("5×5" in text) and ("145,578" in text)
-    links = at.get("page_link")
+    links = [link for link in at.get("page_link") if not link.proto.query_string]  # the map's, not lessons'
     assert len(links) == 19
     for number in range(1, 20):
         assert f"**{number}. " in text, number
@@ -100,5 +100,26 @@ def test_data_page_sections_follow_the_course_numbers(lang):
     text = " ".join(m.value for m in home.markdown)
     for number in numbers:  # each is a step the course map sends to the Data page
         assert f"**{number}. " in text
-    links = [link.proto.label for link in home.get("page_link")]
+    links = [link.proto.label for link in home.get("page_link") if not link.proto.query_string]
     assert [links[n - 1] for n in numbers] == [data_title] * len(numbers)
+
+
+def test_todays_lessons_link_to_pages_in_a_set_state(lang):
+    """Issue 14: the teacher's presets are offered on the course map, each a link with the page's settings."""
+    from urllib.parse import parse_qsl
+
+    from dl_core.presets import DEFAULT_DIR, load_lessons
+    from ui.pages import BY_URL
+
+    lessons, _ = load_lessons(DEFAULT_DIR, "*")
+    at = new_app(lang)
+    assert_clean(at)
+    heading = {"zh": "今天的课", "en": "Today's lesson"}[lang]
+    assert heading in [h.value for h in at.subheader]
+    links = [link for link in at.get("page_link") if link.proto.query_string]
+    assert len(links) == len(lessons)
+    text = " ".join(m.value for m in at.markdown)
+    for lesson, link in zip(lessons, links):
+        assert lesson.text("title", lang) in text
+        assert link.proto.page == BY_URL[lesson.page].url_path or link.proto.page.endswith(lesson.page)
+        assert dict(parse_qsl(link.proto.query_string)) == lesson.settings
