@@ -9,7 +9,9 @@ A page calls, in order:
 
 A bad or hostile value shows a clear message (each wrong parameter named) and the page keeps its defaults.
 Navigation drops the query string on a page switch, so an empty query never resets a page: only a query
-that names one of the page's parameters, and differs from what the page last wrote, is applied.
+that names one of the page's parameters, and differs from what the page last wrote, is applied. Coming
+back to a page whose widgets Streamlit forgot (it drops a widget's state when a run does not draw it),
+the page's last settings are put back: switching pages loses nothing.
 """
 from __future__ import annotations
 
@@ -43,7 +45,12 @@ class PageLink:
     def apply(self) -> list[str]:
         """Call before the page's widgets. Returns the error messages shown (empty: the link was fine or absent)."""
         query = {n: st.query_params[n] for n in self._names() if n in st.query_params}
-        if not query or query == st.session_state.get(self._published):
+        last = st.session_state.get(self._published)
+        if not query:
+            if not last or all(key in st.session_state for key in self.keys.values()):
+                return []
+            query = last  # back after a page switch, which dropped the widgets' state: the page's last settings
+        elif query == last:
             return []
         values, errors = pagelinks.read(self.page, query)
         st.session_state[self._published] = query  # applied once: the widgets own the values from now on
