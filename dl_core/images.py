@@ -73,10 +73,6 @@ def _limit_mp(pixels: int) -> int | float:
 
 def looks_like_image(data: bytes) -> bool:
     """The file starts with the signature of an allowed format."""
-    return _looks_like_image(data)
-
-
-def _looks_like_image(data: bytes) -> bool:
     return (data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM"))
             or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"))
 
@@ -133,7 +129,7 @@ def _errors(data: bytes, exc: BaseException) -> CourseError:
                            "(a decompression bomb?); the limit is {limit} megapixels",
                            limit=_limit_mp(MAX_IMAGE_PIXELS))
     if isinstance(exc, UnidentifiedImageError):
-        if _looks_like_image(data):  # the right signature but unreadable: a cut-off or damaged file
+        if looks_like_image(data):  # the right signature but unreadable: a cut-off or damaged file
             return CourseError("image.broken", "the image is damaged or cut off ({reason})",
                                reason="unreadable header")
         return CourseError("image.not_image", "this is not an image the app can read "

@@ -23,7 +23,6 @@ from dl_core.preprocess import Preprocessing
 
 MAX_IMAGE_BYTES = images.MAX_IMAGE_BYTES  # one set of limits for every page: dl_core.images
 MAX_PIXELS = images.MAX_IMAGE_PIXELS
-FORMATS = images.FORMATS
 
 
 def load_image(data: bytes, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torchvision.transforms import v2
 
 
 @dataclass(frozen=True)
@@ -31,16 +30,6 @@ class Preprocessing:
         return cls(size=tuple(int(x) for x in d["size"]), channels=int(d["channels"]),
                    mean=None if mean is None else tuple(float(x) for x in mean),
                    std=None if std is None else tuple(float(x) for x in std))
-
-    def pil_transform(self) -> v2.Compose:
-        """The course's test.py pipeline for one PIL image: Resize((h, w)) → ToTensor (→ Normalize)."""
-        steps: list[Any] = []
-        if self.channels == 1:
-            steps.append(v2.Grayscale(num_output_channels=1))
-        steps += [v2.Resize(self.size), v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
-        if self.mean is not None and self.std is not None:
-            steps.append(v2.Normalize(list(self.mean), list(self.std)))
-        return v2.Compose(steps)
 
     def batch(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [N, C, H, W] → float [N, C, H, W], ToTensor's /255 then Normalize, batched on any device."""

@@ -160,3 +160,24 @@ def test_a_one_channel_model_with_normalize_and_a_colour_photo(lang):
     assert_clean(at)
     assert at.warning and result_text(at)
     assert any("(1, 1, 32, 32)" in m.value for m in at.markdown)
+
+
+def test_the_enlarged_picture_keeps_each_pixel_a_square():
+    from ui.images import enlarged
+
+    rng = np.random.default_rng(0)
+    small = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "RGB")
+    big = np.asarray(enlarged(small, 192))
+    assert big.shape == (192, 192, 3)
+    assert np.array_equal(big[::6, ::6], np.asarray(small))  # every 6×6 block is one of the network's pixels
+    assert np.array_equal(big[5::6, 5::6], np.asarray(small))
+
+
+def test_the_top_k_chart_puts_the_most_likely_class_on_top():
+    from ui.images import HIGHLIGHT, OTHERS, topk_chart
+
+    fig = topk_chart([(2, 0.7), (0, 0.2), (1, 0.1)], ["a", "b", "c"], "Top 3", "probability")
+    bar = fig.data[0]
+    assert list(bar.y) == ["b", "a", "c"] and list(bar.x) == [0.1, 0.2, 0.7]  # plotly draws bottom-up
+    assert list(bar.marker.color) == [OTHERS, OTHERS, HIGHLIGHT]
+    assert fig.layout.title.text == "Top 3"

@@ -157,3 +157,14 @@ def test_the_student_names_the_classes_of_a_file_from_home(lang):
     at.selectbox(key="save.classes_from").set_value("numbers").run()  # the same file, named again
     assert_clean(at)
     assert at.session_state["ws.trained"].classes == [str(i) for i in range(10)]
+
+
+def test_a_removed_file_takes_its_message_away_and_keeps_the_loaded_model(lang):
+    at = new_app(lang, PAGE)
+    upload(at, "tudui.pth", way2_bytes(make_ckpt(seed=2)))
+    assert at.success
+    loaded = at.session_state["ws.trained"]
+    at.file_uploader(key="save.upload").set_value(None).run()
+    assert_clean(at)
+    assert not at.success and not at.error
+    assert at.session_state["ws.trained"] is loaded

@@ -5,7 +5,8 @@ from dl_core.codegen.model import imports, tudui_class
 from dl_core.models import ModelSpec
 
 
-def _header(spec: ModelSpec) -> str:
+def imports_for(spec: ModelSpec) -> str:
+    """The import lines a script with this spec's `class Tudui` needs (OrderedDict for the named form)."""
     return imports(bool(spec.layers) and all(layer.name for layer in spec.layers))
 
 
@@ -13,7 +14,7 @@ def save_code(spec: ModelSpec, path1: str = "tudui_method1.pth", path2: str = "t
     """Course step 16: way 1 (the whole model) and way 2 (the state_dict, recommended), with file sizes."""
     return f'''import os
 
-{_header(spec)}
+{imports_for(spec)}
 
 {tudui_class(spec)}
 
@@ -33,7 +34,7 @@ print(os.path.getsize("{path2}"), "bytes (way 2)")
 def load_code(spec: ModelSpec, path1: str = "tudui_method1.pth", path2: str = "tudui_method2.pth") -> str:
     """Loading both ways back: way 2 with load_state_dict, way 1 weights-only with the class allowlisted."""
     layer_classes = sorted({f"nn.{layer.kind}" for layer in spec.layers} | {"nn.Sequential"})
-    return f'''{_header(spec)}
+    return f'''{imports_for(spec)}
 
 # Way 1 needs the class definition (or `from model import *`) in the loading script
 {tudui_class(spec)}

@@ -1,7 +1,7 @@
 """Code for the predict page: the course's test.py for the current model and preprocessing."""
 from __future__ import annotations
 
-from dl_core.codegen.checkpoint import _header
+from dl_core.codegen.checkpoint import imports_for
 from dl_core.codegen.model import tudui_class
 from dl_core.models import ModelSpec
 from dl_core.preprocess import Preprocessing
@@ -22,7 +22,7 @@ def predict_code(spec: ModelSpec, preprocessing: Preprocessing, classes: list[st
     if preprocessing.mean is not None and preprocessing.std is not None:
         steps.append(f"    v2.Normalize({list(preprocessing.mean)}, {list(preprocessing.std)}),")
     transform = "\n".join(steps)
-    return f'''{_header(spec)}from PIL import Image
+    return f'''{imports_for(spec)}from PIL import Image
 from torchvision.transforms import v2
 
 
