@@ -27,7 +27,6 @@ from ui.images import enlarged, topk_chart
 
 LIMIT_MB = min(MAX_IMAGE_BYTES // 2**20, int(st.get_option("server.maxUploadSize")))
 MAX_IMAGES = 12  # one page run predicts at most this many uploads
-LAST_IMAGE = "predict.last_image"  # session key (not a widget): uint8 [C, H, W] seen, for the builder's feature maps
 SOURCES = {"session": "predict.source.session", "demo": "predict.source.demo"}
 INPUTS = {"upload": "predict.input.upload", "camera": "predict.input.camera", "test": "predict.input.test"}
 DIFFERENCES = {"size": "predict.prep.size", "channels": "predict.prep.channels", "normalize": "predict.prep.normalize"}
@@ -242,7 +241,7 @@ def results_section(results: list[Result], names: list[str], caption: str) -> No
     name, image, mode, prediction = chosen(good, names)
     show_result(prediction, names, caption)
     show_steps(name, image, prediction, names, mode)
-    st.session_state[LAST_IMAGE] = prediction.seen_uint8
+    state.set_seen_image(prediction.seen_uint8)  # the builder draws its feature maps
     st.page_link("app_pages/model.py", label=t("predict.feature_maps"), icon=":material/layers:")
 
 

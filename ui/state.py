@@ -64,3 +64,15 @@ def set_trained(ckpt: Checkpoint | None) -> None:
     student.set_model(ckpt, run=0)
     st.session_state[TRAINED] = ckpt
     st.session_state[TRAINED_VERSION] = student.model_version
+
+
+SEEN_IMAGE = "predict.last_image"  # the last picture the network saw on the Predict page (uint8 [C, H, W])
+
+
+def seen_image():
+    """The last picture the Predict page fed the network (the builder draws its feature maps), or None."""
+    return st.session_state.get(SEEN_IMAGE)
+
+
+def set_seen_image(image) -> None:
+    st.session_state[SEEN_IMAGE] = image
