@@ -1,12 +1,14 @@
 """Layers lab (course steps 7–11): conv2d arithmetic cell by cell, multi-channel conv, pooling,
 activations, Flatten/Linear, and the same layers on real images.
 
-Explanation → inputs → one call into dl_core per section → rendering. The last valid grids and
-settings live under `layers.*` session keys, so bad input shows a message and keeps them.
+Each section: explanation → inputs → one call into dl_core → rendering. The last valid grids and
+settings live under `layers.*` session keys, so bad input shows a message and keeps them. The page's
+state is in its URL (`/layers?stride=2`, dl_core/pagelinks/layers.py): read before the widgets, written
+after them. Grids and the stepper are drawn by ui/grids.py and ui/stepper.py.
 """
 from __future__ import annotations
 
-import html
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,139 +16,44 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dl_core.arithmetic import (
-    ConvTrace, PoolTrace, as_grid, avgpool2d_trace, conv2d_multi_trace, conv2d_reference, conv2d_trace,
-    format_number, leftover, matches, maxpool2d_trace, multiply_add, parse_grid_text,
-    pool_expression, pool_reference, size_formula, tiles_evenly,
+    avgpool2d_trace, conv2d_multi_trace, conv2d_reference, conv2d_trace, format_number, leftover, matches,
+    maxpool2d_trace, multiply_add, parse_grid_text, pool_expression, pool_reference, size_report, tiles_evenly,
 )
 from dl_core.codegen.layers import (
     activation_code, conv_code, flatten_code, image_layers_code, multi_conv_code, pool_code,
 )
 from dl_core.errors import CourseError
 from dl_core.layers import (
-    ACTIVATIONS, COURSE_CASES, COURSE_INPUT, COURSE_KERNEL, KERNEL_PRESETS, MULTI_BIAS, MULTI_INPUT, MULTI_WEIGHT,
-    activation_curves, activation_on_image, course_reshape, decode_image, feature_map_display,
+    ACTIVATIONS, COURSE_CASES, COURSE_INPUT, COURSE_KERNEL, GRID_MAX, KERNEL_PRESETS, MULTI_BIAS, MULTI_INPUT,
+    MULTI_WEIGHT, activation_curves, activation_on_image, course_reshape, decode_image, feature_map_display,
     flatten_linear_walk, flatten_shapes, image_layers, inplace_demo, sample_pattern,
 )
+from dl_core.pagelinks import layers as layers_link
+from ui import stepper
 from ui.code import show_code
+from ui.grids import (
+    conv_input_cells, grid_editor, init_grid, number_rows, output_cells, plain_cells, pool_input_cells, set_grid,
+    show_grid, size_inputs,
+)
 from ui.i18n import catalog, error_text, lang, prose, t
+from ui.urlstate import PageLink
 
-PLAY_EVERY = 0.8  # seconds per cell while playing: slow enough to read the multiply-add
-GRID_MAX = 12  # editable grid sides: small enough to read every number
+INPUT, KERNEL = "layers.grid.input", "layers.grid.kernel"  # the two editable grids' session keys
+CONV, POOL = "layers.conv", "layers.pool"  # the two steppers' prefixes
 
-# Cell styles for the HTML grids (explicit colours: readable in light and dark themes).
-STYLE = {
-    "in": "background:#f4f6fa;color:#1f2937;border:1px solid #c9d2de",
-    "pad": "background:#e9ecf1;color:#98a2ae;border:1px dashed #aeb8c4",
-    "win": "background:#ffe39a;color:#111827;border:2px solid #d99a00",
-    "winpad": "background:#fff1c2;color:#8a7a44;border:2px dashed #d99a00",
-    "off": "background:#fff7ed;color:#c2410c;border:2px dashed #f59e0b",
-    "best": "background:#ffb347;color:#111827;border:2px solid #c2410c;font-weight:700",
-    "done": "background:#d7f0e0;color:#14532d;border:1px solid #8cc9a3",
-    "cur": "background:#ff9f43;color:#111827;border:2px solid #c2410c;font-weight:700",
-    "todo": "background:#f8f8f8;color:#bdbdbd;border:1px dashed #d0d0d0",
-    "kernel": "background:#e0ecff;color:#1e3a8a;border:1px solid #93b4f0",
-}
-
-
-# ----------------------------------------------------------------------------------------------
-# Small rendering helpers (HTML grids, images)
-# ----------------------------------------------------------------------------------------------
-
-def grid_html(cells: list[list[tuple[str, str, str]]], caption: str, name: str) -> str:
-    """A grid of (text, style, subscript) cells as an HTML table; `name` tags it for tests."""
-    rows = []
-    for i, row in enumerate(cells):
-        tds = []
-        for j, (text, style, sub) in enumerate(row):
-            sub_html = f"<div style='font-size:0.62rem;color:#1e40af;line-height:1'>{html.escape(sub)}</div>" if sub else ""
-            tds.append(
-                f"<td data-cell='{name}-{i}-{j}' style='{STYLE[style]};width:2.6rem;height:2.4rem;"
-                f"text-align:center;vertical-align:middle;padding:0 2px;font-family:monospace;"
-                f"font-size:0.95rem'>{html.escape(text)}{sub_html}</td>"
-            )
-        rows.append("<tr>" + "".join(tds) + "</tr>")
-    return (f"<div style='overflow-x:auto'><table data-grid='{name}' style='border-collapse:separate;"
-            f"border-spacing:3px;margin:0 0 0.3rem 0'><caption style='caption-side:top;text-align:left;"
-            f"font-size:0.85rem;color:#6b7280;padding-bottom:2px'>{html.escape(caption)}</caption>"
-            f"{''.join(rows)}</table></div>")
-
-
-def show_grid(cells, caption: str, name: str) -> None:
-    st.markdown(grid_html(cells, caption, name), unsafe_allow_html=True)
-
-
-def plain_cells(grid) -> list[list[tuple[str, str, str]]]:
-    values = grid.tolist() if hasattr(grid, "tolist") else grid
-    return [[(format_number(v), "kernel", "") for v in row] for row in values]
-
-
-def output_cells(output, current: int, style_done: str = "done") -> list[list[tuple[str, str, str]]]:
-    """Output cells: computed up to step `current` (1-based), the current one highlighted."""
-    h, w = output.shape
-    cells = []
-    for i in range(h):
-        row = []
-        for j in range(w):
-            index = i * w + j + 1
-            if index < current:
-                row.append((format_number(float(output[i, j])), style_done, ""))
-            elif index == current:
-                row.append((format_number(float(output[i, j])), "cur", ""))
-            else:
-                row.append(("?", "todo", ""))
-        cells.append(row)
-    return cells
-
-
-def conv_input_cells(trace: ConvTrace, step_index: int) -> list[list[tuple[str, str, str]]]:
-    """The padded input: zero padding drawn, the current window highlighted with the kernel's weights."""
-    step = trace.steps[step_index]
-    weights = {cell: w for cell, w in zip(step.window, step.weights)}
-    p = trace.padding
-    h, w = trace.padded.shape
-    cells = []
-    for r in range(h):
-        row = []
-        for c in range(w):
-            is_pad = not (p <= r < h - p and p <= c < w - p)
-            text = format_number(float(trace.padded[r, c]))
-            if (r, c) in weights:
-                row.append((text, "winpad" if is_pad else "win", f"×{format_number(weights[(r, c)])}"))
-            else:
-                row.append((text, "pad" if is_pad else "in", ""))
-        cells.append(row)
-    return cells
-
-
-def pool_input_cells(trace: PoolTrace, step_index: int) -> list[list[tuple[str, str, str]]]:
-    """The input with its padding, grown to show a ceil_mode window hanging off the edge."""
-    step = trace.steps[step_index]
-    window = set(step.window)
-    p = trace.padding
-    ph, pw = trace.padded_shape
-    reach_r = max(r for s in trace.steps for r, _ in s.window) + 1
-    reach_c = max(c for s in trace.steps for _, c in s.window) + 1
-    cells = []
-    for r in range(max(ph, reach_r)):
-        row = []
-        for c in range(max(pw, reach_c)):
-            inside = p <= r < ph - p and p <= c < pw - p
-            in_padded = r < ph and c < pw
-            if inside:
-                text = format_number(float(trace.input[r - p, c - p]))
-            elif in_padded:
-                text = "0" if trace.mode == "avg" else "-inf"
-            else:
-                text = "·"
-            if (r, c) in window:
-                style = "best" if (r, c) == step.argmax else ("win" if inside else ("winpad" if in_padded else "off"))
-            else:
-                style = "in" if inside else ("pad" if in_padded else "todo")
-                if not in_padded:
-                    text = ""
-            row.append((text, style, ""))
-        cells.append(row)
-    return cells
+# Translated names, each key a literal (the catalog test sees them).
+TAB_LABELS = {"conv": "layers.tab.conv", "multi": "layers.tab.multi", "pool": "layers.tab.pool",
+              "act": "layers.tab.act", "flat": "layers.tab.flat", "img": "layers.tab.img"}
+PRESET_LABELS = {"stride1": "layers.conv.preset.stride1", "stride2": "layers.conv.preset.stride2",
+                 "padding1": "layers.conv.preset.padding1"}
+GRID_NAMES = {INPUT: "layers.grid.input_name", KERNEL: "layers.grid.kernel_name"}
+SOURCE_LABELS = {"dataset": "layers.img.source.dataset", "upload": "layers.img.source.upload",
+                 "builtin": "layers.img.source.builtin"}
+KERNEL_LABELS = {"identity": "layers.img.preset.identity", "edges": "layers.img.preset.edges",
+                 "blur": "layers.img.preset.blur", "sharpen": "layers.img.preset.sharpen",
+                 "random": "layers.img.preset.random"}
+CONV_SETTINGS = ("stride", "padding", "dilation", "bias")
+POOL_SETTINGS = ("kernel", "default_stride", "stride", "padding", "dilation", "ceil_mode")
 
 
 def to_image(x) -> np.ndarray:
@@ -155,163 +62,126 @@ def to_image(x) -> np.ndarray:
     return arr[:, :, 0] if arr.shape[2] == 1 else arr
 
 
-def keep_int(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
-
-
 # ----------------------------------------------------------------------------------------------
-# Session state: last valid grids and settings
+# Session state: last valid grids and settings; callbacks
 # ----------------------------------------------------------------------------------------------
 
 def init_state() -> None:
     ss = st.session_state
-    ss.setdefault("layers.grid.input", [list(map(float, r)) for r in COURSE_INPUT])
-    ss.setdefault("layers.grid.kernel", [list(map(float, r)) for r in COURSE_KERNEL])
-    ss.setdefault("layers.grid.ver", 0)
-    last = ss.setdefault("layers.conv.valid", {"stride": 1, "padding": 0, "dilation": 1, "bias": 0.0})
-    for name in ("stride", "padding", "dilation", "bias"):
-        ss.setdefault(f"layers.conv.{name}", last[name])
-    for which in ("input", "kernel"):
-        grid = ss[f"layers.grid.{which}"]
-        ss.setdefault(f"layers.grid.{which}.rows", len(grid))
-        ss.setdefault(f"layers.grid.{which}.cols", len(grid[0]))
-    ss.setdefault("layers.conv.step", 1)
-    ss.setdefault("layers.pool.step", 1)
-    ss.setdefault("layers.multi.step", 1)
-    pool_last = ss.setdefault("layers.pool.valid", {"kernel": 3, "default_stride": True, "stride": 3,
-                                                   "padding": 0, "dilation": 1, "ceil_mode": True})
-    for name in ("kernel", "default_stride", "stride", "padding", "dilation", "ceil_mode"):
-        ss.setdefault(f"layers.pool.{name}", pool_last[name])
-
-
-def set_grid(which: str, grid: list[list[float]]) -> None:
-    """Callback-only: replace a grid (and the size widgets), and give the editor a fresh key."""
-    ss = st.session_state
-    ss[f"layers.grid.{which}"] = grid
-    ss[f"layers.grid.{which}.rows"] = len(grid)
-    ss[f"layers.grid.{which}.cols"] = len(grid[0])
-    ss[f"layers.grid.{which}_text"] = str([[keep_int(v) for v in row] for row in grid])
-    ss["layers.grid.ver"] += 1
+    init_grid(INPUT, COURSE_INPUT)
+    init_grid(KERNEL, COURSE_KERNEL)
+    last = ss.setdefault(f"{CONV}.valid", {"stride": 1, "padding": 0, "dilation": 1, "bias": 0.0,
+                                           "input": ss[INPUT], "kernel": ss[KERNEL]})
+    for name in CONV_SETTINGS:
+        ss.setdefault(f"{CONV}.{name}", last[name])
+    for prefix in (CONV, POOL, "layers.multi"):
+        ss.setdefault(f"{prefix}.step", 1)
+    pool_last = ss.setdefault(f"{POOL}.valid", {"kernel": 3, "default_stride": True, "stride": 3, "padding": 0,
+                                                "dilation": 1, "ceil_mode": True, "input": ss[INPUT]})
+    for name in POOL_SETTINGS:
+        ss.setdefault(f"{POOL}.{name}", pool_last[name])
 
 
 def on_preset(case: str) -> None:
-    stride, padding = COURSE_CASES[case]
-    set_grid("input", [list(map(float, r)) for r in COURSE_INPUT])
-    set_grid("kernel", [list(map(float, r)) for r in COURSE_KERNEL])
     ss = st.session_state
-    ss["layers.conv.stride"], ss["layers.conv.padding"] = stride, padding
-    ss["layers.conv.dilation"], ss["layers.conv.bias"] = 1, 0.0
-    ss["layers.conv.step"] = 1
-    ss["layers.conv.playing"] = False
-
-
-def on_resize(which: str) -> None:
-    ss = st.session_state
-    rows, cols = int(ss[f"layers.grid.{which}.rows"]), int(ss[f"layers.grid.{which}.cols"])
-    old = ss[f"layers.grid.{which}"]
-    grid = [[old[i][j] if i < len(old) and j < len(old[0]) else 0.0 for j in range(cols)] for i in range(rows)]
-    set_grid(which, grid)
+    set_grid(INPUT, COURSE_INPUT)
+    set_grid(KERNEL, COURSE_KERNEL)
+    ss[f"{CONV}.stride"], ss[f"{CONV}.padding"] = COURSE_CASES[case]
+    ss[f"{CONV}.dilation"], ss[f"{CONV}.bias"] = 1, 0.0
+    stepper.stop(CONV)
 
 
 def on_text_apply() -> None:
     ss = st.session_state
     ss.pop("layers.grid.text_error", None)
     try:
-        x = parse_grid_text(ss.get("layers.grid.input_text", ""), t("layers.grid.input_name"), GRID_MAX)
-        k = parse_grid_text(ss.get("layers.grid.kernel_text", ""), t("layers.grid.kernel_name"), GRID_MAX)
+        x = parse_grid_text(ss.get(f"{INPUT}_text", ""), t(GRID_NAMES[INPUT]), GRID_MAX)
+        k = parse_grid_text(ss.get(f"{KERNEL}_text", ""), t(GRID_NAMES[KERNEL]), GRID_MAX)
     except CourseError as exc:
         ss["layers.grid.text_error"] = exc
         return
-    set_grid("input", x.tolist())
-    set_grid("kernel", k.tolist())
+    set_grid(INPUT, x.tolist())
+    set_grid(KERNEL, k.tolist())
 
 
-def on_play(prefix: str) -> None:
+def on_pool_preset(ceil_mode: bool) -> None:
     ss = st.session_state
-    playing = not ss.get(f"{prefix}.playing", False)
-    ss[f"{prefix}.playing"] = playing
-    if playing:
-        ss[f"{prefix}.play_started"] = True
-        if ss.get(f"{prefix}.step", 1) >= ss.get(f"{prefix}.n", 1):
-            ss[f"{prefix}.step"] = 1
+    set_grid(INPUT, COURSE_INPUT)
+    ss[f"{POOL}.kernel"], ss[f"{POOL}.default_stride"], ss[f"{POOL}.stride"] = 3, True, 3
+    ss[f"{POOL}.padding"], ss[f"{POOL}.dilation"], ss[f"{POOL}.ceil_mode"] = 0, 1, ceil_mode
+    stepper.stop(POOL)
 
 
-def on_move(prefix: str, delta: int | None, to: int | None = None) -> None:
-    ss = st.session_state
-    n = ss.get(f"{prefix}.n", 1)
-    value = to if to is not None else ss.get(f"{prefix}.step", 1) + delta
-    ss[f"{prefix}.step"] = min(max(1, value), n)
-    ss[f"{prefix}.playing"] = False
-
-
-def grid_editor(which: str) -> list[list[float]]:
-    """An st.data_editor for a grid; returns the edited numbers, or the last valid grid on bad input."""
-    ss = st.session_state
-    stored = ss[f"layers.grid.{which}"]
-    frame = pd.DataFrame(stored, columns=[str(j) for j in range(len(stored[0]))], dtype="float64")
-    config = {c: st.column_config.NumberColumn(c, format="%g", width=52) for c in frame.columns}
-    edited = st.data_editor(frame, key=f"layers.grid.{which}.editor.{ss['layers.grid.ver']}",
-                            column_config=config, hide_index=True, width="content")
+def compute_or_last(prefix: str, compute, settings: dict[str, Any]):
+    """compute(settings), remembered as the last valid settings; on a CourseError the message and the last valid."""
     try:
-        grid = as_grid(edited.values.tolist(), t(f"layers.grid.{which}_name"), GRID_MAX).tolist()
+        result = compute(settings)
     except CourseError as exc:
         st.error(error_text(exc))
-        return stored
-    if grid != stored:
-        ss[f"layers.grid.{which}"] = grid
-    return grid
+        st.caption(t("layers.conv.showing_last"))
+        return compute(st.session_state[f"{prefix}.valid"])
+    st.session_state[f"{prefix}.valid"] = settings
+    return result
 
 
-def step_controls(prefix: str, n: int, play: bool = True) -> None:
-    """⏮ ◀ ▶ ⏭ buttons (inside the fragment: only the fragment reruns) and the step slider."""
-    cols = st.columns([1.2, 1.2, 1.2, 1.2, 4.5], vertical_alignment="bottom")
-    moves = (("go_first", "first", ":material/first_page:", (prefix, None, 1)),
-             ("go_prev", "prev", ":material/chevron_left:", (prefix, -1)),
-             ("go_next", "next", ":material/chevron_right:", (prefix, 1)),
-             ("go_last", "last", ":material/last_page:", (prefix, None, n)))
-    for col, (key, word, icon, args) in zip(cols, moves):
-        col.button(t(f"layers.step.{word}"), key=f"{prefix}.{key}", icon=icon, on_click=on_move, args=args,
-                   width="stretch")
-    if n > 1:
-        cols[4].slider(t("layers.step.slider", n=n), 1, n, key=f"{prefix}.step")
-    else:
-        cols[4].caption(t("layers.step.only_one"))
+# ----------------------------------------------------------------------------------------------
+# The page's link (dl_core/pagelinks/layers.py): what is shown, never a half-typed setting
+# ----------------------------------------------------------------------------------------------
+
+def open_tab() -> str:
+    label = st.session_state.get("layers.tab")
+    for name, key in TAB_LABELS.items():
+        if label in catalog()[key].values():
+            return name
+    return "conv"
 
 
-def play_button(prefix: str) -> None:
-    playing = st.session_state.get(f"{prefix}.playing", False)
-    st.button(t("layers.step.pause") if playing else t("layers.step.play"), key=f"{prefix}.play",
-              icon=":material/pause:" if playing else ":material/play_arrow:", on_click=on_play, args=(prefix,))
-
-
-def advance_if_playing(prefix: str, n: int) -> None:
-    """Called at the top of a fragment run: one cell further per timer tick; stop at the end."""
+def load_link(values: dict[str, Any]) -> None:
+    """A link's values (already checked) into the widgets' state and the last valid settings."""
     ss = st.session_state
-    if not ss.get(f"{prefix}.playing", False):
-        return
-    if ss.pop(f"{prefix}.play_started", False):
-        return  # the run the play button caused shows the current cell first
-    if ss.get(f"{prefix}.step", 1) >= n:
+    conv, pool = layers_link.conv_of(values), layers_link.pool_of(values)
+    set_grid(INPUT, conv.input)
+    set_grid(KERNEL, conv.kernel)
+    settings = {"stride": conv.stride, "padding": conv.padding, "dilation": conv.dilation, "bias": float(conv.bias)}
+    pool_settings = {"kernel": pool.kernel_size, "default_stride": pool.stride is None,
+                     "stride": pool.kernel_size if pool.stride is None else pool.stride, "padding": pool.padding,
+                     "dilation": pool.dilation, "ceil_mode": pool.ceil_mode}
+    for prefix, values_now in ((CONV, settings), (POOL, pool_settings)):
+        for name, value in values_now.items():
+            ss[f"{prefix}.{name}"] = value
         ss[f"{prefix}.playing"] = False
-        st.rerun()  # a full run, so the fragment is drawn again without its timer
-    ss[f"{prefix}.step"] = ss.get(f"{prefix}.step", 1) + 1
+    ss[f"{CONV}.valid"] = {**settings, "input": ss[INPUT], "kernel": ss[KERNEL]}
+    ss[f"{POOL}.valid"] = {**pool_settings, "input": ss[INPUT]}
+    ss["layers.tab"] = t(TAB_LABELS[values.get("tab", "conv")])
+
+
+def save_link() -> dict[str, Any]:
+    """The settings shown (the last valid ones), as link values."""
+    ss = st.session_state
+    conv, pool = ss[f"{CONV}.valid"], ss[f"{POOL}.valid"]
+    return {"tab": open_tab(), "input": conv["input"], "kernel": conv["kernel"], "stride": conv["stride"],
+            "padding": conv["padding"], "dilation": conv["dilation"], "bias": conv["bias"],
+            "pool_kernel": pool["kernel"], "pool_stride": None if pool["default_stride"] else pool["stride"],
+            "pool_padding": pool["padding"], "pool_dilation": pool["dilation"], "ceil_mode": pool["ceil_mode"]}
+
+
+def page_link() -> PageLink:
+    return PageLink("layers", keys={"step": f"{CONV}.step", "pool_step": f"{POOL}.step"}, load=load_link,
+                    save=save_link)
+
+
+def publish_unless_playing(prefix: str) -> None:
+    """From inside a stepper's fragment: the step shown goes into the URL (not on every autoplay tick)."""
+    if not stepper.playing(prefix):
+        page_link().publish()
 
 
 # ----------------------------------------------------------------------------------------------
-# The conv stepper (a fragment: stepping and autoplay rerun only this part of the page)
+# The steppers (fragments: stepping and autoplay rerun only this part of the page)
 # ----------------------------------------------------------------------------------------------
 
-def stepper(prefix: str, steps: tuple) -> tuple:
-    """Advance when playing, draw the step controls; returns (k, n, the k-th step), k counted from 1."""
-    n = len(steps)
-    advance_if_playing(prefix, n)
-    step_controls(prefix, n)
-    k = min(st.session_state.get(f"{prefix}.step", 1), n)
-    return k, n, steps[k - 1]
-
-
-def conv_stepper(trace: ConvTrace) -> None:
-    k, n, step = stepper("layers.conv", trace.steps)
+def conv_stepper(trace) -> None:
+    k, n, step = stepper.current_step(CONV, trace.steps)
     i, j = step.position
     st.markdown(t("layers.conv.step_title", k=k, n=n, i=i, j=j))
     st.markdown(f"`output[{i}][{j}] = {multiply_add(step)}`")
@@ -323,10 +193,11 @@ def conv_stepper(trace: ConvTrace) -> None:
     with right:
         show_grid(output_cells(trace.output, k), t("layers.conv.output_caption", h=trace.out_shape[0],
                                                    w=trace.out_shape[1]), "conv-output")
+    publish_unless_playing(CONV)
 
 
-def pool_stepper(trace: PoolTrace, avg: PoolTrace | None) -> None:
-    k, n, step = stepper("layers.pool", trace.steps)
+def pool_stepper(trace, avg) -> None:
+    k, n, step = stepper.current_step(POOL, trace.steps)
     i, j = step.position
     st.markdown(t("layers.pool.step_title", k=k, n=n, i=i, j=j))
     st.markdown(f"`MaxPool2d: output[{i}][{j}] = {pool_expression(step, 'max')}`")
@@ -345,90 +216,64 @@ def pool_stepper(trace: PoolTrace, avg: PoolTrace | None) -> None:
             show_grid(output_cells(avg.output, k), t("layers.pool.avg_caption"), "pool-avg")
         else:
             st.info(t("layers.pool.avg_no_dilation"))
+    publish_unless_playing(POOL)
 
 
 # ----------------------------------------------------------------------------------------------
 # Sections
 # ----------------------------------------------------------------------------------------------
 
-def conv_section() -> None:
-    st.markdown(prose("layers_conv"))
+def conv_inputs() -> dict[str, Any]:
+    """The presets, both grids, the settings and the typed-grid box; returns the settings to try."""
     st.markdown(f"**{t('layers.conv.presets')}**")
-    cols = st.columns(3)
-    for col, case in zip(cols, COURSE_CASES):
-        col.button(t(f"layers.conv.preset.{case}"), key=f"layers.conv.preset.{case}", on_click=on_preset,
-                   args=(case,), width="stretch")
-
+    for col, case in zip(st.columns(3), COURSE_CASES):
+        col.button(t(PRESET_LABELS[case]), key=f"{CONV}.preset.{case}", on_click=on_preset, args=(case,),
+                   width="stretch")
+    grids = {}
     grid_col, kernel_col, settings_col = st.columns([5, 4, 3])
-    with grid_col:
-        st.markdown(f"**{t('layers.grid.input_title')}**")
-        a, b = st.columns(2)
-        a.number_input(t("layers.grid.rows"), 1, GRID_MAX, key="layers.grid.input.rows", on_change=on_resize,
-                       args=("input",))
-        b.number_input(t("layers.grid.cols"), 1, GRID_MAX, key="layers.grid.input.cols", on_change=on_resize,
-                       args=("input",))
-        x = grid_editor("input")
-    with kernel_col:
-        st.markdown(f"**{t('layers.grid.kernel_title')}**")
-        a, b = st.columns(2)
-        a.number_input(t("layers.grid.rows"), 1, GRID_MAX, key="layers.grid.kernel.rows", on_change=on_resize,
-                       args=("kernel",))
-        b.number_input(t("layers.grid.cols"), 1, GRID_MAX, key="layers.grid.kernel.cols", on_change=on_resize,
-                       args=("kernel",))
-        k = grid_editor("kernel")
+    for col, key, title in ((grid_col, INPUT, t("layers.grid.input_title")),
+                            (kernel_col, KERNEL, t("layers.grid.kernel_title"))):
+        with col:
+            st.markdown(f"**{title}**")
+            size_inputs(key, GRID_MAX, t("layers.grid.rows"), t("layers.grid.cols"))
+            grids[key] = grid_editor(key, t(GRID_NAMES[key]), GRID_MAX)
     with settings_col:
-        st.number_input("stride", -1, 6, key="layers.conv.stride", help=t("layers.conv.stride_help"))
-        st.number_input("padding", -2, 6, key="layers.conv.padding", help=t("layers.conv.padding_help"))
-        st.number_input("dilation", 0, 4, key="layers.conv.dilation", help=t("layers.conv.dilation_help"))
-        st.number_input("bias", -100.0, 100.0, step=1.0, format="%g", key="layers.conv.bias", help=t("layers.conv.bias_help"))
-
+        st.number_input("stride", -1, 6, key=f"{CONV}.stride", help=t("layers.conv.stride_help"))
+        st.number_input("padding", -2, 6, key=f"{CONV}.padding", help=t("layers.conv.padding_help"))
+        st.number_input("dilation", 0, 4, key=f"{CONV}.dilation", help=t("layers.conv.dilation_help"))
+        st.number_input("bias", -100.0, 100.0, step=1.0, format="%g", key=f"{CONV}.bias",
+                        help=t("layers.conv.bias_help"))
     with st.expander(t("layers.grid.text_title"), icon=":material/edit_note:"):
         st.caption(t("layers.grid.text_help"))
-        ss = st.session_state
-        ss.setdefault("layers.grid.input_text", str([[keep_int(v) for v in r] for r in COURSE_INPUT]))
-        ss.setdefault("layers.grid.kernel_text", str([[keep_int(v) for v in r] for r in COURSE_KERNEL]))
         a, b = st.columns(2)
-        a.text_area(t("layers.grid.input_name"), key="layers.grid.input_text", height=120)
-        b.text_area(t("layers.grid.kernel_name"), key="layers.grid.kernel_text", height=120)
+        a.text_area(t(GRID_NAMES[INPUT]), key=f"{INPUT}_text", height=120)
+        b.text_area(t(GRID_NAMES[KERNEL]), key=f"{KERNEL}_text", height=120)
         st.button(t("layers.grid.text_apply"), key="layers.grid.text_apply", on_click=on_text_apply)
-        if "layers.grid.text_error" in ss:
-            st.error(error_text(ss["layers.grid.text_error"]))
+        if "layers.grid.text_error" in st.session_state:
+            st.error(error_text(st.session_state["layers.grid.text_error"]))
+    ss = st.session_state
+    return {**{name: ss[f"{CONV}.{name}"] for name in CONV_SETTINGS}, "input": grids[INPUT], "kernel": grids[KERNEL]}
 
-    settings = {name: st.session_state[f"layers.conv.{name}"] for name in ("stride", "padding", "dilation", "bias")}
-    try:
-        trace = conv2d_trace(x, k, **settings)
-        st.session_state["layers.conv.valid"] = {**settings, "input": x, "kernel": k}
-    except CourseError as exc:
-        st.error(error_text(exc))
-        st.caption(t("layers.conv.showing_last"))
-        valid = st.session_state["layers.conv.valid"]
-        trace = conv2d_trace(valid.get("input", COURSE_INPUT), valid.get("kernel", COURSE_KERNEL),
-                             **{name: valid[name] for name in ("stride", "padding", "dilation", "bias")})
+
+def conv_trace(s: dict[str, Any]):
+    return conv2d_trace(s["input"], s["kernel"], s["stride"], s["padding"], s["dilation"], s["bias"])
+
+
+def conv_section() -> None:
+    st.markdown(prose("layers_conv"))
+    settings = conv_inputs()
+    trace = compute_or_last(CONV, conv_trace, settings)
 
     # the size formula, the tiling warning and the live check with PyTorch
     st.markdown(f"**{t('layers.conv.formula_title')}**")
-    h_in, w_in = trace.input.shape
-    kh, kw = trace.kernel.shape
-    st.code(
-        f"H_out = ⌊(H_in + 2×padding − dilation×(kernel_size−1) − 1) / stride + 1⌋\n"
-        f"H_out = {size_formula(h_in, kh, trace.stride, trace.padding, trace.dilation)}\n"
-        f"W_out = {size_formula(w_in, kw, trace.stride, trace.padding, trace.dilation)}",
-        language=None,
-    )
+    (h_in, w_in), (kh, kw) = trace.input.shape, trace.kernel.shape
+    st.code(size_report((h_in, w_in), (kh, kw), trace.stride, trace.padding, trace.dilation), language=None)
     for axis, size, ks in ((t("layers.conv.rows_word"), h_in, kh), (t("layers.conv.cols_word"), w_in, kw)):
         if not tiles_evenly(size, ks, trace.stride, trace.padding, trace.dilation):
             st.warning(t("layers.conv.uneven", axis=axis,
                          left=leftover(size, ks, trace.stride, trace.padding, trace.dilation)),
                        icon=":material/warning:")
-
-    n = len(trace.steps)
-    st.session_state["layers.conv.n"] = n
-    if st.session_state.get("layers.conv.step", 1) > n:
-        st.session_state["layers.conv.step"] = n
-    play_button("layers.conv")
-    playing = st.session_state.get("layers.conv.playing", False)
-    st.fragment(conv_stepper, run_every=PLAY_EVERY if playing else None)(trace)
-
+    stepper.step_through(CONV, len(trace.steps), conv_stepper, trace)
     if matches(trace):
         st.success(t("layers.conv.check_ok"), icon=":material/check_circle:")
     else:
@@ -436,12 +281,7 @@ def conv_section() -> None:
     with st.expander(t("layers.conv.torch_says")):
         st.code(f"F.conv2d(...) =\n{number_rows(conv2d_reference(trace))}", language=None)
     show_code(conv_code(trace.input, trace.kernel, trace.stride, trace.padding, trace.dilation, trace.bias),
-              key="layers.conv.code", filename="conv2d.py")
-
-
-def number_rows(grid) -> str:
-    """[[10, 12, 12], [18, 16, 16], ...]: a tensor's rows as the notes print them, without dtype noise."""
-    return "[" + ", ".join("[" + ", ".join(format_number(v) for v in row) + "]" for row in grid.tolist()) + "]"
+              key=f"{CONV}.code", filename="conv2d.py", explain=prose("layers_conv"))
 
 
 def multi_section() -> None:
@@ -457,12 +297,10 @@ def multi_section() -> None:
     if st.session_state.get("layers.multi.step", 1) > n:
         st.session_state["layers.multi.step"] = n
     k = st.slider(t("layers.step.slider", n=n), 1, n, key="layers.multi.step")
-    first = rows[0].steps[k - 1]
-    i, j = first.position
+    i, j = rows[0].steps[k - 1].position
     st.markdown(t("layers.multi.step_title", o=o, i=i, j=j))
-    cols = st.columns(len(rows))
     partials = []
-    for ch, (col, tr) in enumerate(zip(cols, rows)):
+    for ch, (col, tr) in enumerate(zip(st.columns(len(rows)), rows)):
         step = tr.steps[k - 1]
         partials.append(step.total)
         with col:
@@ -474,84 +312,62 @@ def multi_section() -> None:
     st.markdown(f"`output[{o}][{i}][{j}] = {sums} + {'(' + format_number(bias) + ')' if bias < 0 else format_number(bias)}"
                 f" = {format_number(total)}`")
     st.caption(t("layers.multi.partials_explained"))
-    out_cols = st.columns(len(multi.channels))
-    for oc, col in enumerate(out_cols):
+    for oc, col in enumerate(st.columns(len(multi.channels))):
         with col:
             cells = output_cells(multi.output[oc], k if oc == o else multi.output[oc].numel() + 1)
             show_grid(cells, t("layers.multi.output_caption", o=oc), f"multi-out{oc}")
     st.info(t("layers.multi.course_shapes"))
     show_code(multi_conv_code(MULTI_INPUT, MULTI_WEIGHT, MULTI_BIAS, stride, padding), key="layers.multi.code",
-              filename="conv2d_channels.py")
+              filename="conv2d_channels.py", explain=prose("layers_multi"))
 
 
-def on_pool_preset(ceil_mode: bool) -> None:
+def pool_inputs() -> dict[str, Any]:
+    """The two course presets and MaxPool2d's settings; returns the settings to try (on the input grid)."""
+    a, b = st.columns(2)
+    a.button(t("layers.pool.preset_ceil"), key=f"{POOL}.preset_ceil", on_click=on_pool_preset, args=(True,),
+             width="stretch")
+    b.button(t("layers.pool.preset_floor"), key=f"{POOL}.preset_floor", on_click=on_pool_preset, args=(False,),
+             width="stretch")
+    cols = st.columns(6, vertical_alignment="bottom")
+    cols[0].number_input("kernel_size", 1, 6, key=f"{POOL}.kernel")
+    default_stride = cols[1].checkbox(t("layers.pool.default_stride"), key=f"{POOL}.default_stride")
+    cols[2].number_input("stride", -1, 6, key=f"{POOL}.stride", disabled=default_stride)
+    cols[3].number_input("padding", -1, 3, key=f"{POOL}.padding", help=t("layers.pool.padding_help"))
+    cols[4].number_input("dilation", 0, 3, key=f"{POOL}.dilation")
+    cols[5].toggle("ceil_mode", key=f"{POOL}.ceil_mode")
+    st.caption(t("layers.pool.uses_input"))
     ss = st.session_state
-    set_grid("input", [list(map(float, r)) for r in COURSE_INPUT])
-    ss["layers.pool.kernel"], ss["layers.pool.default_stride"], ss["layers.pool.stride"] = 3, True, 3
-    ss["layers.pool.padding"], ss["layers.pool.dilation"], ss["layers.pool.ceil_mode"] = 0, 1, ceil_mode
-    ss["layers.pool.step"], ss["layers.pool.playing"] = 1, False
+    return {**{name: ss[f"{POOL}.{name}"] for name in POOL_SETTINGS}, "input": ss[INPUT]}
+
+
+def pool_traces(s: dict[str, Any]):
+    """(MaxPool2d trace, AvgPool2d trace or None: AvgPool2d has no dilation)."""
+    stride = None if s["default_stride"] else s["stride"]
+    mx = maxpool2d_trace(s["input"], s["kernel"], stride, s["padding"], s["dilation"], s["ceil_mode"])
+    avg = avgpool2d_trace(s["input"], s["kernel"], stride, s["padding"], s["ceil_mode"]) if s["dilation"] == 1 else None
+    return mx, avg
 
 
 def pool_section() -> None:
     st.markdown(prose("layers_pool"))
-    a, b = st.columns(2)
-    a.button(t("layers.pool.preset_ceil"), key="layers.pool.preset_ceil", on_click=on_pool_preset, args=(True,),
-             width="stretch")
-    b.button(t("layers.pool.preset_floor"), key="layers.pool.preset_floor", on_click=on_pool_preset, args=(False,),
-             width="stretch")
-    cols = st.columns(6, vertical_alignment="bottom")
-    cols[0].number_input("kernel_size", 1, 6, key="layers.pool.kernel")
-    default_stride = cols[1].checkbox(t("layers.pool.default_stride"), key="layers.pool.default_stride")
-    cols[2].number_input("stride", -1, 6, key="layers.pool.stride", disabled=default_stride)
-    cols[3].number_input("padding", -1, 3, key="layers.pool.padding", help=t("layers.pool.padding_help"))
-    cols[4].number_input("dilation", 0, 3, key="layers.pool.dilation")
-    cols[5].toggle("ceil_mode", key="layers.pool.ceil_mode")
-    ss = st.session_state
-    settings = {"kernel": ss["layers.pool.kernel"], "default_stride": default_stride, "stride": ss["layers.pool.stride"],
-                "padding": ss["layers.pool.padding"], "dilation": ss["layers.pool.dilation"],
-                "ceil_mode": ss["layers.pool.ceil_mode"]}
-    x = ss["layers.grid.input"]
-    st.caption(t("layers.pool.uses_input"))
-
-    def run(s, x):
-        stride = None if s["default_stride"] else s["stride"]
-        mx = maxpool2d_trace(x, s["kernel"], stride, s["padding"], s["dilation"], s["ceil_mode"])
-        avg = avgpool2d_trace(x, s["kernel"], stride, s["padding"], s["ceil_mode"]) if s["dilation"] == 1 else None
-        return mx, avg
-
-    try:
-        trace, avg = run(settings, x)
-        ss["layers.pool.valid"] = {**settings, "input": x}
-    except CourseError as exc:
-        st.error(error_text(exc))
-        st.caption(t("layers.conv.showing_last"))
-        valid = ss["layers.pool.valid"]
-        trace, avg = run(valid, valid.get("input", COURSE_INPUT))
+    settings = pool_inputs()
+    trace, avg = compute_or_last(POOL, pool_traces, settings)
 
     h_in, w_in = trace.input.shape
-    formula = size_formula(h_in, trace.kernel_size, trace.stride, trace.padding, trace.dilation, trace.ceil_mode)
-    st.code(("H_out = ⌈…⌉  (ceil_mode=True)\n" if trace.ceil_mode else "H_out = ⌊…⌋  (ceil_mode=False)\n")
-            + f"H_out = {formula}\n"
-            + f"W_out = {size_formula(w_in, trace.kernel_size, trace.stride, trace.padding, trace.dilation, trace.ceil_mode)}",
-            language=None)
+    st.code(size_report((h_in, w_in), (trace.kernel_size,) * 2, trace.stride, trace.padding, trace.dilation,
+                        trace.ceil_mode, pooling=True), language=None)
     st.caption(t("layers.pool.stride_is", stride=trace.stride, kernel=trace.kernel_size))
-    n = len(trace.steps)
-    ss["layers.pool.n"] = n
-    if ss.get("layers.pool.step", 1) > n:
-        ss["layers.pool.step"] = n
-    play_button("layers.pool")
-    playing = ss.get("layers.pool.playing", False)
-    st.fragment(pool_stepper, run_every=PLAY_EVERY if playing else None)(trace, avg)
-    ok = matches(trace) and (avg is None or matches(avg))
-    if ok:
+    stepper.step_through(POOL, len(trace.steps), pool_stepper, trace, avg)
+    if matches(trace) and (avg is None or matches(avg)):
         st.success(t("layers.pool.check_ok"), icon=":material/check_circle:")
     else:
         st.error(t("layers.conv.check_bad"))
     with st.expander(t("layers.conv.torch_says")):
         st.code(f"nn.MaxPool2d(...) =\n{number_rows(pool_reference(trace))}", language=None)
-    default = trace.stride == trace.kernel_size and ss["layers.pool.valid"]["default_stride"]
+    default = trace.stride == trace.kernel_size and st.session_state[f"{POOL}.valid"]["default_stride"]
     show_code(pool_code(trace.input, trace.kernel_size, trace.ceil_mode, None if default else trace.stride,
-                        trace.padding, trace.dilation), key="layers.pool.code", filename="maxpool.py")
+                        trace.padding, trace.dilation), key=f"{POOL}.code", filename="maxpool.py",
+              explain=prose("layers_pool"))
 
 
 def current_image(section: str):
@@ -560,7 +376,7 @@ def current_image(section: str):
     Returns (uint8 [C,H,W], caption). Widget keys carry the section (`layers.img.*`, `layers.act.*`).
     """
     ss = st.session_state
-    sources = {t(f"layers.img.source.{s}"): s for s in ("dataset", "upload", "builtin")}
+    sources = {t(key): s for s, key in SOURCE_LABELS.items()}
     picked = st.segmented_control(t("layers.img.source"), list(sources), default=list(sources)[0], required=True,
                                   key=f"layers.{section}.source.{lang()}")
     source = sources.get(picked, "dataset")
@@ -592,10 +408,12 @@ def current_image(section: str):
     return sample_pattern(), t("layers.img.source.builtin")
 
 
-def activations_section() -> None:
-    st.markdown(prose("layers_act"))
-    slope = st.slider("LeakyReLU negative_slope", 0.0, 0.5, 0.1, 0.01, key="layers.act.slope")
-    x, curves = activation_curves(negative_slope=slope)
+def current_image_for(section: str):
+    with st.container(border=True, key=f"layers.{section}.image_box"):
+        return current_image(section)
+
+
+def activation_figure(x, curves) -> go.Figure:
     fig = go.Figure()
     xs = x.numpy()
     styles = {"ReLU": dict(width=5), "Sigmoid": dict(width=2.5), "Tanh": dict(width=2.5),
@@ -604,7 +422,14 @@ def activations_section() -> None:
         fig.add_trace(go.Scatter(x=xs, y=y.numpy(), mode="lines", name=f"nn.{name}()", line=styles.get(name)))
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="x", yaxis_title="f(x)",
                       yaxis_range=[-1.5, 5], legend=dict(orientation="h", y=1.1))
-    st.plotly_chart(fig, key="layers.act.curves")
+    return fig
+
+
+def activations_section() -> None:
+    st.markdown(prose("layers_act"))
+    slope = st.slider("LeakyReLU negative_slope", 0.0, 0.5, 0.1, 0.01, key="layers.act.slope")
+    x, curves = activation_curves(negative_slope=slope)
+    st.plotly_chart(activation_figure(x, curves), key="layers.act.curves")
 
     st.markdown(f"**{t('layers.act.on_image')}**")
     image, caption = current_image_for("act")
@@ -627,12 +452,8 @@ def activations_section() -> None:
         t("layers.act.col_output"): ["", str(out), str(out2)],
     }).set_index(""))
     st.markdown(t("layers.act.inplace_explained"))
-    show_code(activation_code(slope), key="layers.act.code", filename="activations.py")
-
-
-def current_image_for(section: str):
-    with st.container(border=True, key=f"layers.{section}.image_box"):
-        return current_image(section)
+    show_code(activation_code(slope), key="layers.act.code", filename="activations.py",
+              explain=prose("layers_act") + "\n\n" + t("layers.act.inplace_explained"))
 
 
 def flatten_section() -> None:
@@ -654,8 +475,9 @@ def flatten_section() -> None:
         t("layers.flat.col_params"): [f"{s.params:,}" for s in walk],
     }))
     n = channels * height * width
-    st.caption(t("layers.flat.params_explained", n=n, out=out_features, weights=f"{n * out_features:,}",
-                 total=f"{n * out_features + out_features:,}"))
+    explained = t("layers.flat.params_explained", n=n, out=out_features, weights=f"{n * out_features:,}",
+                  total=f"{n * out_features + out_features:,}")
+    st.caption(explained)
     whole, kept = flatten_shapes((batch, channels, height, width))
     a, b = st.columns(2)
     with a:
@@ -666,7 +488,7 @@ def flatten_section() -> None:
         st.code(f"torch.flatten(imgs, start_dim=1).shape\n# torch.Size({list(kept)})\nnn.Flatten()(imgs).shape\n"
                 f"# torch.Size({list(kept)})", language="python")
     show_code(flatten_code(batch, channels, height, width, out_features), key="layers.flat.code",
-              filename="flatten_linear.py")
+              filename="flatten_linear.py", explain=prose("layers_flatten") + "\n\n" + explained)
 
 
 def images_section() -> None:
@@ -674,7 +496,7 @@ def images_section() -> None:
     image, caption = current_image_for("img")
     cols = st.columns(5)
     # options are the translated names (not format_func): the chosen label maps back to the preset
-    names = {t(f"layers.img.preset.{p}"): p for p in KERNEL_PRESETS}
+    names = {t(KERNEL_LABELS[p]): p for p in KERNEL_PRESETS}
     preset = names[cols[0].selectbox(t("layers.img.preset"), list(names), key=f"layers.img.preset.{lang()}")]
     out_channels = cols[1].number_input("out_channels", 1, 12, 6, key="layers.img.out")
     kernel_size = cols[2].selectbox("kernel_size", [1, 3, 5, 7], index=1, key="layers.img.k")
@@ -715,29 +537,38 @@ def images_section() -> None:
     else:
         st.info(t("layers.img.reshape_no", out=out_channels))
     show_code(image_layers_code(preset, out_channels, kernel_size, padding, pool, in_channels=c),
-              key="layers.img.code", filename="conv_on_images.py")
+              key="layers.img.code", filename="conv_on_images.py", explain=prose("layers_images"))
 
 
 # ----------------------------------------------------------------------------------------------
 # The page
 # ----------------------------------------------------------------------------------------------
 
-init_state()
-st.title(t("layers.title"))
-st.markdown(prose("layers_intro"))
-
-TABS = ["conv", "multi", "pool", "act", "flat", "img"]
-labels = [t(f"layers.tab.{name}") for name in TABS]
-open_label = st.session_state.get("layers.tab")
-if open_label is not None and open_label not in labels:
-    # the language changed: keep the same tab open, under its label in the new language
-    for name, new_label in zip(TABS, labels):
-        if open_label in catalog()[f"layers.tab.{name}"].values():
-            st.session_state["layers.tab"] = new_label
-tabs = st.tabs(labels, key="layers.tab", on_change="rerun")
 SECTIONS = {"conv": conv_section, "multi": multi_section, "pool": pool_section, "act": activations_section,
             "flat": flatten_section, "img": images_section}
-for name, tab in zip(TABS, tabs):
-    with tab:
-        if tab.open is not False:  # only the open tab runs: the others cost nothing
-            SECTIONS[name]()
+
+
+def keep_tab_across_languages() -> None:
+    """The language changed: keep the same tab open, under its label in the new language."""
+    open_label = st.session_state.get("layers.tab")
+    if open_label is not None and open_label != t(TAB_LABELS[open_tab()]):
+        st.session_state["layers.tab"] = t(TAB_LABELS[open_tab()])
+
+
+def main() -> None:
+    st.title(t("layers.title"))
+    link = page_link()
+    link.apply()  # before the widgets: a shared link's settings (or a clear message and the defaults)
+    init_state()
+    link.copy_button()
+    st.markdown(prose("layers_intro"))
+    keep_tab_across_languages()
+    tabs = st.tabs([t(TAB_LABELS[name]) for name in SECTIONS], key="layers.tab", on_change="rerun")
+    for name, tab in zip(SECTIONS, tabs):
+        with tab:
+            if tab.open is not False:  # only the open tab runs: the others cost nothing
+                SECTIONS[name]()
+    link.publish()  # after the widgets: the URL shows what the page shows
+
+
+main()

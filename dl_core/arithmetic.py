@@ -353,7 +353,9 @@ class PoolTrace:
         return tuple(self.output.shape)
 
 
-def _pool_settings(kernel_size, stride, padding, dilation) -> tuple[int, int, int, int]:
+def pool_settings(kernel_size: object, stride: object, padding: object, dilation: object = 1
+                  ) -> tuple[int, int, int, int]:
+    """(kernel_size, stride, padding, dilation) checked as nn.MaxPool2d checks them; stride None → kernel_size."""
     kernel_size = _int_setting(kernel_size, "kernel_size")
     if kernel_size < 1:
         raise CourseError("arith.size", "sizes must be at least 1, got input {size} and kernel {kernel}",
@@ -369,7 +371,7 @@ def _pool_settings(kernel_size, stride, padding, dilation) -> tuple[int, int, in
 def _pool_trace(mode: str, input: GridLike, kernel_size: int, stride: int | None, padding: int, dilation: int,
                 ceil_mode: bool, count_include_pad: bool = True) -> PoolTrace:
     x = as_grid(input, "input")
-    k, s, p, d = _pool_settings(kernel_size, stride, padding, dilation)
+    k, s, p, d = pool_settings(kernel_size, stride, padding, dilation)
     h, w = x.shape
     h_out = conv_output_size(h, k, s, p, d, ceil_mode)
     w_out = conv_output_size(w, k, s, p, d, ceil_mode)
@@ -484,6 +486,22 @@ def pool_expression(step: PoolStep, mode: str) -> str:
     if mode == "max":
         return f"max({', '.join(seen)}) = {format_number(step.result)}"
     return f"({' + '.join(seen)}) / {step.divisor} = {format_number(step.result)}"
+
+
+def size_rule(ceil_mode: bool = False, pooling: bool = False) -> str:
+    """The output-size rule in words (conv_output_size's formula), ⌈…⌉ with ceil_mode; pooling names the mode."""
+    lo, hi = ("⌈", "⌉") if ceil_mode else ("⌊", "⌋")
+    rule = f"H_out = {lo}(H_in + 2×padding − dilation×(kernel_size−1) − 1) / stride + 1{hi}"
+    return f"{rule}  (ceil_mode={ceil_mode})" if pooling else rule
+
+
+def size_report(in_shape: tuple[int, int], kernel_shape: tuple[int, int], stride: int = 1, padding: int = 0,
+                dilation: int = 1, ceil_mode: bool = False, pooling: bool = False) -> str:
+    """Three lines: the rule, then H_out and W_out with the numbers plugged in (what the layers lab shows)."""
+    (h, w), (kh, kw) = in_shape, kernel_shape
+    return "\n".join((size_rule(ceil_mode, pooling),
+                      f"H_out = {size_formula(h, kh, stride, padding, dilation, ceil_mode)}",
+                      f"W_out = {size_formula(w, kw, stride, padding, dilation, ceil_mode)}"))
 
 
 def size_formula(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1,

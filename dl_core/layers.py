@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dl_core import images
+from dl_core import images, seeding
 from dl_core.arithmetic import conv_output_size
 from dl_core.errors import CourseError
 
@@ -39,6 +39,8 @@ MULTI_WEIGHT = [
 ]
 MULTI_BIAS = [1, -2]
 
+GRID_MAX = 12  # the lab's editable grids (and a link's): small enough to read every number
+
 KERNEL_PRESETS = ("identity", "edges", "blur", "sharpen", "random")
 ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh", "LeakyReLU")
 
@@ -63,7 +65,7 @@ def preset_weight(name: str, in_channels: int = 3, out_channels: int = 3, kernel
     k, k_center = kernel_size, kernel_size // 2
     weight = torch.zeros(out_channels, in_channels, k, k)
     if name == "random":
-        gen = torch.Generator().manual_seed(seed)
+        gen = seeding.generator(seed)
         bound = 1 / math.sqrt(in_channels * k * k)  # nn.Conv2d's kaiming_uniform(a=√5) bound
         return (torch.rand(out_channels, in_channels, k, k, generator=gen) * 2 - 1) * bound
     for o in range(out_channels):

@@ -258,3 +258,34 @@ def test_live_check_against_torch():
     assert matches(conv2d_trace(INPUT, KERNEL, 2, 1, 1, 3))
     assert matches(maxpool2d_trace(INPUT, 3, ceil_mode=True))
     assert matches(avgpool2d_trace(INPUT, 2, 1, 1, ceil_mode=True))
+
+
+# --- the formula as the lab shows it: one owner (size_rule/size_report call conv_output_size) ---------
+
+def test_size_report_plugs_in_the_numbers_and_matches_torch():
+    from dl_core.arithmetic import size_report, size_rule
+    assert size_rule() == "H_out = ⌊(H_in + 2×padding − dilation×(kernel_size−1) − 1) / stride + 1⌋"
+    assert size_rule(True, pooling=True).startswith("H_out = ⌈(") and size_rule(True, True).endswith(
+        "(ceil_mode=True)")
+    lines = size_report((5, 6), (3, 3), stride=2).splitlines()
+    assert lines[0] == size_rule()
+    assert lines[1] == "H_out = ⌊(5 + 2×0 − 1×(3−1) − 1) / 2 + 1⌋ = ⌊2⌋ = 2"
+    w_out = F.conv2d(torch.zeros(1, 1, 5, 6), torch.zeros(1, 1, 3, 3), stride=2).shape[-1]
+    assert lines[2].endswith(f"= {w_out}") and lines[2].startswith("W_out = ⌊(6 + ")
+    pooled = size_report((5, 5), (3, 3), 3, 0, 1, ceil_mode=True, pooling=True).splitlines()
+    assert pooled[1].endswith(f"= {torch.nn.MaxPool2d(3, ceil_mode=True)(torch.zeros(1, 1, 5, 5)).shape[-1]}")
+    with pytest.raises(CourseError):
+        size_report((2, 2), (3, 3))  # the kernel does not fit: the same error as conv_output_size
+
+
+def test_pool_settings_is_torchs_rule():
+    from dl_core.arithmetic import pool_settings
+    assert pool_settings(3, None, 1, 1) == (3, 3, 1, 1)  # pooling's stride defaults to kernel_size
+    assert pool_settings(2, 1, 1, 2) == (2, 1, 1, 2)
+    for args, code in (((3, None, 2, 1), "arith.pool_padding"), ((0, None, 0, 1), "arith.size"),
+                       ((3, 0, 0, 1), "arith.stride"), ((3, None, 0, 0), "arith.dilation")):
+        with pytest.raises(CourseError) as exc:
+            pool_settings(*args)
+        assert exc.value.code == code
+    with pytest.raises(RuntimeError):  # torch refuses what pool_settings refuses
+        torch.nn.MaxPool2d(3, padding=2)(torch.zeros(1, 1, 5, 5))

@@ -43,6 +43,16 @@ def test_random_preset_is_seeded():
     assert not torch.equal(preset_weight("random", 3, 6, 3, seed=4), preset_weight("random", 3, 6, 3, seed=5))
 
 
+def test_random_preset_uses_a_private_generator():
+    state = torch.random.get_rng_state()
+    weight = preset_weight("random", 3, 6, 3, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is never touched
+    bound = 1 / 27 ** 0.5  # nn.Conv2d(3, 6, 3)'s initialisation bound
+    expected = (torch.rand(6, 3, 3, 3, generator=torch.Generator().manual_seed(4)) * 2 - 1) * bound
+    assert torch.allclose(weight, expected)
+    assert weight.abs().max() <= bound
+
+
 def test_bad_image_settings():
     with pytest.raises(CourseError) as exc:
         image_layers(sample_pattern(8), "blur", kernel_size=11)

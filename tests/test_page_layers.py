@@ -205,3 +205,100 @@ def test_upload_a_picture_and_a_bad_file(at, lang):
     assert_clean(at)
     assert not at.error
     assert "`[1, 6, 28, 38]`" in markdown_text(at)  # 30×40 RGBA → RGB, Conv2d(3, 6, 3): 28×38
+
+
+# --- the page's link (issue 14): /layers?stride=2, hostile queries, widgets -> URL ----------------------
+
+def open_link(lang: str, **query: str):
+    """The app opened on the layers page with `query` in its URL (a teacher's link)."""
+    at = new_app(lang)
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def torch_output(at) -> str:
+    return next(c.value for c in at.code if c.value.startswith("F.conv2d(...) ="))
+
+
+def test_a_link_with_stride_2_shows_the_course_output(lang):
+    at = open_link(lang, stride="2")
+    assert_clean(at)
+    assert not at.warning
+    assert at.number_input(key="layers.conv.stride").value == 2
+    assert torch_output(at) == "F.conv2d(...) =\n[[10, 12], [13, 3]]"  # PyTorch's own answer, on the page
+    assert grid_numbers(at, "conv-output") == [["10", "?"], ["?", "?"]]
+    at.button(key="layers.conv.go_last").click().run()
+    assert grid_numbers(at, "conv-output") == [["10", "12"], ["13", "3"]]
+    assert at.query_params["stride"] == "2" and at.query_params["step"] == "4"  # the step shown is in the URL
+    assert any(c.value.endswith("/layers?" + ("lang=en&" if lang == "en" else "") + "stride=2&step=4")
+               for c in at.code)  # "Copy link"
+
+
+def test_a_link_sets_grids_presets_steps_and_the_pooling_tab(lang):
+    at = open_link(lang, input="1,2,3;4,5,6;7,8,9", kernel="1,0;0,1", step="4")
+    assert_clean(at)
+    assert grid_numbers(at, "conv-output") == [["6", "8"], ["12", "14"]]
+    at = open_link(lang, preset="padding1", step="25")
+    assert grid_numbers(at, "conv-output")[-1] == ["14", "13", "9", "7", "4"]
+    assert at.query_params["padding"] == "1" and "preset" not in at.query_params  # written out in full
+    at = open_link(lang, tab="pool", ceil_mode="0")
+    assert_clean(at)
+    assert at.session_state["layers.tab"] == label("layers.tab.pool", lang)
+    assert grid_numbers(at, "pool-output") == [["2"]]  # MaxPool2d(3, ceil_mode=False)
+
+
+HOSTILE_QUERIES = [
+    {"stride": "-1"}, {"stride": "99999999999"}, {"input": "1,2;3"}, {"padding": "NaN"},
+    {"input": "1," * 50_000 + "1"}, {"stride": "步长２"}, {"tab": "<script>alert(1)</script>"},
+    {"stride": "2", "dilation": "4"}, {"preset": "stride2", "padding": "1"}, {"step": "10"},
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE_QUERIES, ids=lambda q: ",".join(q)[:20])
+def test_a_hostile_link_gives_a_message_and_the_defaults(lang, query):
+    at = open_link(lang, **query)
+    assert_clean(at)
+    assert len(at.warning) == 1 and at.warning[0].value.startswith(label("link.bad", lang))
+    assert torch_output(at) == "F.conv2d(...) =\n[[10, 12, 12], [18, 16, 16], [13, 9, 3]]"  # the course defaults
+    assert at.number_input(key="layers.conv.stride").value == 1
+    assert not set(query) & set(at.query_params)  # the URL no longer carries the bad value
+    at.button(key="layers.conv.go_next").click().run()
+    assert not at.warning and grid_numbers(at, "conv-output")[0] == ["10", "12", "?"]
+
+
+def test_changing_a_widget_updates_the_url(at, lang):
+    assert not {"stride", "padding", "step", "input"} & set(at.query_params)  # defaults: a short URL
+    at.number_input(key="layers.conv.stride").set_value(2).run()
+    assert at.query_params["stride"] == "2"
+    at.number_input(key="layers.conv.padding").set_value(1).run()
+    assert at.query_params["padding"] == "1"
+    at.number_input(key="layers.conv.stride").set_value(0).run()  # refused: the URL keeps what is shown
+    assert at.query_params["stride"] == "2"
+    at.number_input(key="layers.conv.stride").set_value(1).run()
+    assert "stride" not in at.query_params
+    at.text_area(key="layers.grid.input_text").input("1 2 3\n4 5 6\n7 8 9")
+    at.button(key="layers.grid.text_apply").click().run()
+    assert at.query_params["input"] == "1,2,3;4,5,6;7,8,9"
+    open_tab(at, "pool", lang)
+    at.toggle(key="layers.pool.ceil_mode").set_value(False).run()
+    assert at.query_params["tab"] == "pool" and at.query_params["ceil_mode"] == "0"
+    if lang == "en":
+        assert at.query_params["lang"] == "en"  # the language stays in the URL
+
+
+def test_a_link_survives_a_page_switch(lang):
+    at = open_link(lang, stride="2", padding="1")
+    open_tab(at, "pool", lang)
+    at.switch_page("app_pages/home.py").run()
+    for name in ("stride", "padding", "tab"):  # a browser's page switch drops the query string
+        at.query_params.pop(name, None)
+    at.switch_page(PAGE).run()
+    assert_clean(at)
+    assert at.session_state["layers.tab"] == label("layers.tab.pool", lang)  # the last settings are put back
+    assert at.query_params["stride"] == "2" and at.query_params["tab"] == "pool"
+    open_tab(at, "conv", lang)
+    assert not at.warning
+    assert at.number_input(key="layers.conv.stride").value == 2
+    assert at.number_input(key="layers.conv.padding").value == 1

@@ -152,3 +152,56 @@ def test_editing_the_grid(page, app_url):
     page.get_by_text("input: row 1, column 1 is empty; put a number there.").scroll_into_view_if_needed()
     wait_cells(page, "conv-output", ["12"] + ["?"] * 8)  # the last valid grid is kept
     screenshot(page, "layers_edit_en")
+
+
+def wait_value(page, label: str, value: str, timeout_ms: int = 20_000) -> None:
+    """Wait until the number input labelled `label` shows `value` (its JavaScript may load after the page ran)."""
+    box = page.get_by_label(label, exact=True).first
+    for _ in range(timeout_ms // 100):
+        if box.input_value() == value:
+            return
+        page.wait_for_timeout(100)
+    assert box.input_value() == value
+
+
+def test_a_teachers_link_opens_the_course_example_with_stride_2(page, app_url):
+    # straight to the link, as a student clicking it on a slide (issue 14)
+    page.goto(f"{app_url}/layers?lang=en&stride=2")
+    wait_for_app(page)
+    wait_cells(page, "conv-output", ["10", "?", "?", "?"])
+    wait_value(page, "stride", "2")
+    page.locator("[class*='layers-conv-go_last'] button").first.click()
+    wait_cells(page, "conv-output", ["10", "12", "13", "3"])
+    page.wait_for_function("() => new URLSearchParams(location.search).get('step') === '4'")
+    assert "stride=2" in page.url and "lang=en" in page.url
+    page.locator("table[data-grid='conv-output']").scroll_into_view_if_needed()
+    screenshot(page, "layers_link_stride2_en")
+
+    page.goto(f"{app_url}/layers?lang=en&stride=2&step=4")  # the step shown travels too
+    wait_for_app(page)
+    wait_cells(page, "conv-output", ["10", "12", "13", "3"])
+
+
+def test_a_hostile_link_gives_a_message_and_the_defaults(page, app_url):
+    page.goto(f"{app_url}/layers?lang=en&stride=-1&padding=NaN&input=1,2;3&tab=%E6%AD%A5%E9%95%BF%3Cscript%3E")
+    wait_for_app(page)
+    page.get_by_text("Something in this link's settings is wrong", exact=False).wait_for()
+    wait_cells(page, "conv-output", ["10"] + ["?"] * 8)  # the course defaults
+    page.wait_for_function("() => !['stride', 'padding', 'input', 'tab'].some(n => location.search.includes(n + '='))")
+    assert not page.locator("[data-testid='stException']").count()
+    screenshot(page, "layers_link_hostile_en")
+
+
+def test_changing_a_widget_updates_the_url(page, app_url):
+    page.goto(f"{app_url}/layers?lang=en")
+    wait_for_app(page)
+    wait_cells(page, "conv-output", ["10"] + ["?"] * 8)
+    padding = page.get_by_label("padding", exact=True).first
+    padding.fill("1")
+    padding.press("Enter")
+    wait_cells(page, "conv-output", ["1"] + ["?"] * 24)
+    page.wait_for_function("() => new URLSearchParams(location.search).get('padding') === '1'")
+    link = page.url
+    page.goto(link)  # the same link in a fresh run shows the same state
+    wait_for_app(page)
+    wait_cells(page, "conv-output", ["1"] + ["?"] * 24)
