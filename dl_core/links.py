@@ -11,6 +11,7 @@ the message and falls back to its defaults.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from dl_core.errors import CourseError
 MAX_VALUE_CHARS = 2_000  # one parameter's value (a network spec, a 8x8 grid) fits easily
 MAX_QUERY_CHARS = 8_000  # all of a page's parameters together
 MAX_GRID_CELLS = 256
+_INTEGER = re.compile(r"-?[0-9]{1,12}")  # ASCII digits only: no full-width digits, underscores or signs twice
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def _checked(name: str, text: str) -> str:
 def integer(lo: int, hi: int) -> Callable[[str], int]:
     """A whole number in [lo, hi]."""
     def read(text: str) -> int:
-        if not text.lstrip("-").isdigit() or len(text) > 12:
+        if not _INTEGER.fullmatch(text):
             raise CourseError("link.not_integer", "{value!r} is not a whole number", value=text[:40])
         value = int(text)
         if not lo <= value <= hi:
@@ -54,10 +57,7 @@ def integer(lo: int, hi: int) -> Callable[[str], int]:
 def number(lo: float, hi: float) -> Callable[[str], float]:
     """A finite decimal number in [lo, hi] (`0.01`, `1e-3`)."""
     def read(text: str) -> float:
-        try:
-            value = float(text) if len(text) <= 32 else math.nan
-        except ValueError:
-            value = math.nan
+        value = float(text) if len(text) <= 32 and _NUMBER.fullmatch(text) else math.nan
         if not math.isfinite(value):
             raise CourseError("link.not_number", "{value!r} is not a number", value=text[:40])
         if not lo <= value <= hi:

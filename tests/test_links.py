@@ -73,3 +73,13 @@ def test_a_huge_query_is_refused_before_reading():
     params = [links.Param(f"p{i}", lambda text: calls.append(text)) for i in range(10)]
     values, errors = links.read({f"p{i}": "x" * 1_999 for i in range(10)}, params)
     assert errors and errors[0].code == "link.too_long" and not calls
+
+
+def test_only_plain_ascii_numbers():
+    for text in ("１２", "1_000", "٣", "1e", "e5", "--1", "1.2.3", " 1", "0x1f", "1e9999"):
+        with pytest.raises(CourseError):
+            links.number(-1e300, 1e300)(text)
+    for text in ("１", "1_0", "+-1", "٣"):
+        with pytest.raises(CourseError):
+            links.integer(-100, 100)(text)
+    assert links.number(0, 1)(".5") == 0.5 and links.number(0, 1)("1e-3") == 0.001
