@@ -43,3 +43,21 @@ def test_deep_link_keeps_the_router_and_the_language(page, app_url, path, title)
     page.locator("[data-testid='stSidebar']").get_by_text("English", exact=True).wait_for()
     assert "streamlit app" not in nav.inner_text().lower()
     screenshot(page, f"deep_link_{path}_en")
+
+
+def test_a_lesson_on_the_course_map_opens_its_page_in_that_state(page, app_url):
+    """Issue 14: the teacher's "Today's lesson" (presets/conv-stride.toml) is a link to the layers lab at stride 2."""
+    from tests.e2e.test_layers import wait_cells, wait_value
+
+    page.goto(f"{app_url}/?lang=en")
+    wait_for_app(page)
+    page.get_by_text("Today's lesson").wait_for()
+    lesson = page.locator("[class*='home-lesson-conv-stride']")
+    lesson.get_by_text("Convolution: stride 2 makes a 2×2 output").wait_for()
+    screenshot(page, "home_lessons_en")
+    lesson.locator("a").first.click()
+    page.wait_for_function("() => location.pathname.endsWith('/layers') && location.search.includes('stride=2')")
+    wait_for_app(page)
+    wait_value(page, "stride", "2")
+    wait_cells(page, "conv-output", ["10", "?", "?", "?"])
+    assert "lang=en" in page.url or page.get_by_text("Layers lab").count()
