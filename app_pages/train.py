@@ -1,31 +1,68 @@
 """Train: course steps 13–18. Loss and backward, the optimizer, then the full loop, live, out of the web process."""
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import streamlit as st
 
 from dl_core.codegen.train import train_code
-from dl_core.datasets import DATASETS, display_classes
+from dl_core.datasets import DATASETS, TensorImageDataset, display_classes
 from dl_core.errors import CourseError
 from dl_core.jobs import Job, tensorboard_available
-from dl_core.models import PRESETS, preset
+from dl_core.models import PRESETS, ModelSpec, preset
+from dl_core.pagelinks import train as recipe_link
 from dl_core.students import Run
 from dl_core.training import (
-    OPTIMIZERS, EpochEvent, NoticeEvent, StartEvent, StepEvent, TrainConfig, confusion_matrix,
+    MAX_BATCH, MAX_LR, OPTIMIZERS, EpochEvent, NoticeEvent, StartEvent, StepEvent, TrainConfig, confusion_matrix,
     loss_example, per_class_accuracy, zero_grad_demo,
 )
 from ui import charts, jobs, state
 from ui.code import show_code
 from ui.datasets import current_dataset, current_title
 from ui.i18n import error_text, lang, prose, t
+from ui.urlstate import PageLink
 
 BUILDER = "builder"  # the network from the model page
 DEFAULT_LOG_EVERY = 10
 LAST_CONFIG = "train.last_config"  # the config of the last Start (for the code panel and the form)
 LIVE_KEY = "train.live_tickets"  # session state: the jobs the live section showed last time
 NOTICE_KEY = "train.flash"  # session state: a message for the next run of the page (set by callbacks)
+STOPPING_KEY = "train.stop_pressed"  # session state: Stop was pressed (the live section says so)
 MAX_WRONG = 24
 FAST_RECIPE = {"optimizer": "sgd_momentum", "normalize": True}  # the course's recipe plus its two classic upgrades
+DEVICES = ("auto", "cpu", "cuda", "mps")
+RECIPE_KEYS = {"optimizer": "train.optimizer", "lr": "train.lr", "batch": "train.batch_size", "epochs": "train.epochs",
+               "images": "train.train_subset", "augment": "train.augment", "normalize": "train.normalize",
+               "weight_decay": "train.weight_decay", "seed": "train.seed"}  # the link's names -> the form's widgets
+
+# Translated names, one literal key each (the catalog test sees every key).
+MODEL_TITLES = {"builder": "train.model.builder", "course": "train.model.course",
+                "course_odict": "train.model.course_odict", "course_relu": "train.model.course_relu",
+                "course_bn_dropout": "train.model.course_bn_dropout", "linear": "train.model.linear"}
+OPTIMIZER_TITLES = {"sgd": "train.optimizer.sgd", "sgd_momentum": "train.optimizer.sgd_momentum",
+                    "adam": "train.optimizer.adam"}
+DEVICE_TITLES = {"auto": "train.device.auto", "cpu": "train.device.cpu", "cuda": "train.device.cuda",
+                 "mps": "train.device.mps"}
+RECIPE_TITLES = {"course": "train.recipe.course", "fast": "train.recipe.fast"}
+TUNE_SOURCES = {"measured": "train.tune_source.measured", "partial": "train.tune_source.partial",
+                "memory": "train.tune_source.memory", "disk": "train.tune_source.disk",
+                "requested": "train.tune_source.requested", "unmeasured": "train.tune_source.unmeasured",
+                "": "train.tune_source."}
+NOTICES = {"oom_half_batch": "train.notice.oom_half_batch", "oom_cpu": "train.notice.oom_cpu"}
+DONE = {"finished": "train.done.finished", "stopped": "train.done.stopped", "diverged": "train.done.diverged",
+        "failed": "train.done.failed"}
+STATUS = {"finished": "train.status.finished", "stopped": "train.status.stopped",
+          "diverged": "train.status.diverged", "failed": "train.status.failed"}
+REASONS = {"completed": "train.reason.completed", "stop_requested": "train.reason.stop_requested",
+           "time_limit": "train.reason.time_limit", "nan_loss": "train.reason.nan_loss",
+           "out_of_memory": "train.reason.out_of_memory", "error": "train.reason.error",
+           "worker_lost": "train.reason.worker_lost"}
+
+
+def title(table: dict[str, str], value: str | None, **params: object) -> str:
+    """`value`'s translated name from `table` (the value itself where the table has none)."""
+    key = table.get(value or "")
+    return t(key, **params) if key is not None else str(value)
 
 
 def basics() -> None:
@@ -85,64 +122,114 @@ def _fit(value: int | None, upper: int) -> int:
     return upper if value is None else max(1, min(int(value), upper))
 
 
-def training_form(model_options: list[str], prev: TrainConfig, prev_model: str, n_train: int, n_test: int
-                  ) -> tuple[str | None, TrainConfig, str, bool]:
-    """The recipe; returns (which button: 'start' | 'compare' | None, config, model, tensorboard)."""
+def max_images(n_train: int) -> int:
+    """The most training images a run may use here: the dataset, or the classroom's cap if lower."""
+    return min(n_train, jobs.limits().max_train_images or n_train)
+
+
+def default_config() -> TrainConfig:
+    """The page's recipe before any Start: the course's, sized by the classroom (classroom.toml)."""
+    defaults = jobs.limits()
+    return TrainConfig(epochs=defaults.default_epochs, log_every=DEFAULT_LOG_EVERY,
+                       train_subset=defaults.default_train_images, test_subset=defaults.default_test_images)
+
+
+# ---- The recipe: a form, its link, and Start / Compare (callbacks) ------------------------------------
+def load_recipe(values: dict[str, Any], n_train: int) -> None:
+    """A link's recipe into the form's widgets. What this dataset or classroom cannot run is said (the
+    message Start would give) and brought within the form's limits; a link never starts a run."""
+    config = recipe_link.to_config(values, default_config())
+    for check in (lambda: config.validate(n_train), lambda: jobs.check_caps(config, n_train)):
+        try:
+            check()
+        except CourseError as exc:
+            st.warning(error_text(exc), icon=":material/link_off:")
+    most = max_images(n_train)
+    config = replace(config, epochs=min(config.epochs, jobs.limits().max_epochs),
+                     batch_size=_fit(config.batch_size, min(MAX_BATCH, most)),
+                     train_subset=_fit(config.train_subset, most))
+    st.session_state.update({RECIPE_KEYS[name]: value for name, value in recipe_link.from_config(config).items()})
+
+
+def saved_recipe(n_train: int) -> dict[str, Any]:
+    """The form's recipe as link values; epochs and images left out (None) where they are the classroom's default."""
+    values = {name: st.session_state.get(key) for name, key in RECIPE_KEYS.items()}
+    default = default_config()
+    if values["epochs"] == default.epochs:
+        values["epochs"] = None
+    if values["images"] == _fit(default.train_subset, max_images(n_train)):
+        values["images"] = None
+    return values
+
+
+def form_config() -> TrainConfig:
+    """The recipe the form holds (its widgets' values, as a Start callback sees them)."""
+    s = st.session_state
+    return TrainConfig(epochs=int(s["train.epochs"]), batch_size=int(s["train.batch_size"]), lr=float(s["train.lr"]),
+                       optimizer=s["train.optimizer"], weight_decay=float(s["train.weight_decay"]),
+                       device=s["train.device"], seed=int(s["train.seed"]), train_subset=int(s["train.train_subset"]),
+                       test_subset=int(s["train.test_subset"]), augment=s["train.augment"],
+                       normalize=s["train.normalize"], log_every=int(s["train.log_every"]),
+                       time_limit=float(s["train.time_limit"]) or None)
+
+
+def training_form(model_options: list[str], prev: TrainConfig, prev_model: str, n_train: int, n_test: int,
+                  context: dict[str, Any]) -> None:
+    """The recipe; Start and Compare call `submit_runs` with the form's values and `context` (the data, the models)."""
     cfg = jobs.limits()
-    max_images = min(n_train, cfg.max_train_images or n_train)
+    most = max_images(n_train)
     with st.form("train.form", border=True):
         f1, f2, f3 = st.columns(3)
-        model_choice = f1.selectbox(t("train.model"), model_options, index=model_options.index(prev_model),
-                                    key="train.model", format_func={m: t(f"train.model.{m}") for m in model_options}.get)
-        epochs = f2.number_input(t("train.epochs"), 1, cfg.max_epochs, min(prev.epochs, cfg.max_epochs),
-                                 key="train.epochs")
-        batch_size = f3.number_input(t("train.batch_size"), 1, min(4096, max_images),
-                                     _fit(prev.batch_size, min(4096, max_images)), key="train.batch_size")
+        f1.selectbox(t("train.model"), model_options, index=model_options.index(prev_model), key="train.model",
+                     format_func={m: title(MODEL_TITLES, m) for m in model_options}.get)
+        f2.number_input(t("train.epochs"), 1, cfg.max_epochs, min(prev.epochs, cfg.max_epochs), key="train.epochs")
+        f3.number_input(t("train.batch_size"), 1, min(MAX_BATCH, most), _fit(prev.batch_size, min(MAX_BATCH, most)),
+                        key="train.batch_size")
         f4, f5, f6 = st.columns(3)
-        lr = f4.number_input(t("train.lr"), min_value=1e-6, max_value=10.0, value=float(prev.lr), step=0.001,
-                             format="%g", key="train.lr")
-        optimizer = f5.selectbox(t("train.optimizer"), OPTIMIZERS, index=OPTIMIZERS.index(prev.optimizer),
-                                 key="train.optimizer", format_func={o: t(f"train.optimizer.{o}") for o in OPTIMIZERS}.get)
-        devices = ("auto", "cpu", "cuda", "mps")
-        device = f6.selectbox(t("train.device"), devices, index=devices.index(prev.device), key="train.device",
-                              format_func={d: t(f"train.device.{d}") for d in devices}.get)
+        f4.number_input(t("train.lr"), min_value=recipe_link.MIN_LR, max_value=MAX_LR, value=float(prev.lr), step=0.001,
+                        format="%g", key="train.lr")
+        f5.selectbox(t("train.optimizer"), OPTIMIZERS, index=OPTIMIZERS.index(prev.optimizer), key="train.optimizer",
+                     format_func={o: title(OPTIMIZER_TITLES, o) for o in OPTIMIZERS}.get)
+        f6.selectbox(t("train.device"), DEVICES, index=DEVICES.index(prev.device), key="train.device",
+                     format_func={d: title(DEVICE_TITLES, d) for d in DEVICES}.get)
         f7, f8, f9 = st.columns(3)
-        n_images = f7.number_input(t("train.train_subset"), 1, max_images, _fit(prev.train_subset, max_images),
-                                   key="train.train_subset")
-        n_tests = f8.number_input(t("train.test_subset"), 1, n_test, _fit(prev.test_subset, n_test),
-                                  key="train.test_subset")
-        log_every = f9.number_input(t("train.log_every"), 1, 10_000, min(prev.log_every, 10_000), key="train.log_every",
-                                    help=t("train.log_every_help"))
-        with st.expander(t("train.more")):
-            m1, m2, m3 = st.columns(3)
-            weight_decay = m1.number_input(t("train.weight_decay"), 0.0, 1.0, float(prev.weight_decay), step=0.0001,
-                                           format="%g", key="train.weight_decay")
-            seed = m2.number_input(t("train.seed"), 0, 2**31 - 1, min(prev.seed, 2**31 - 1), key="train.seed")
-            time_limit = m3.number_input(t("train.time_limit"), 0, 24 * 3600, int(prev.time_limit or 0),
-                                         key="train.time_limit", help=t("train.time_limit_help"))
-            augment = st.checkbox(t("train.augment"), prev.augment, key="train.augment", help=t("train.augment_help"))
-            normalize = st.checkbox(t("train.normalize"), prev.normalize, key="train.normalize",
-                                    help=t("train.normalize_help"))
-            tb_ok = tensorboard_available()
-            last = st.session_state.get(LAST_CONFIG)
-            tensorboard = st.checkbox(t("train.tensorboard"), bool(last and last[2]) and tb_ok, key="train.tensorboard",
-                                      disabled=not tb_ok,
-                                      help=t("train.tensorboard_help") if tb_ok else t("train.tensorboard_missing"))
+        f7.number_input(t("train.train_subset"), 1, most, _fit(prev.train_subset, most), key="train.train_subset")
+        f8.number_input(t("train.test_subset"), 1, n_test, _fit(prev.test_subset, n_test), key="train.test_subset")
+        f9.number_input(t("train.log_every"), 1, 10_000, min(prev.log_every, 10_000), key="train.log_every",
+                        help=t("train.log_every_help"))
+        more_settings(prev)
         b1, b2 = st.columns([1, 2])
-        started = b1.form_submit_button(t("train.start"), type="primary", icon=":material/play_arrow:")
-        compare = b2.form_submit_button(t("train.compare"), icon=":material/compare_arrows:",
-                                        help=t("train.compare_help"))
-    config = TrainConfig(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), optimizer=optimizer,
-                         weight_decay=float(weight_decay), device=device, seed=int(seed), train_subset=int(n_images),
-                         test_subset=int(n_tests), augment=augment, normalize=normalize, log_every=int(log_every),
-                         time_limit=float(time_limit) or None)
-    action = "start" if started else "compare" if compare else None
-    return action, config, model_choice, tensorboard
+        b1.form_submit_button(t("train.start"), type="primary", icon=":material/play_arrow:", on_click=submit_runs,
+                              args=("start", context))
+        b2.form_submit_button(t("train.compare"), icon=":material/compare_arrows:", help=t("train.compare_help"),
+                              on_click=submit_runs, args=("compare", context))
 
 
-def start_runs(action: str, config: TrainConfig, model_choice: str, spec, train_set, test_set, dataset_name: str,
-               tensorboard: bool) -> None:
-    """One run, or the course recipe and the faster one side by side; a refusal is a message."""
+def more_settings(prev: TrainConfig) -> None:
+    """The form's folded part: weight decay, seed, time limit, augmentation, Normalize, TensorBoard."""
+    with st.expander(t("train.more")):
+        m1, m2, m3 = st.columns(3)
+        m1.number_input(t("train.weight_decay"), 0.0, 1.0, float(prev.weight_decay), step=0.0001, format="%g",
+                        key="train.weight_decay")
+        m2.number_input(t("train.seed"), 0, recipe_link.MAX_SEED, min(prev.seed, recipe_link.MAX_SEED), key="train.seed")
+        m3.number_input(t("train.time_limit"), 0, 24 * 3600, int(prev.time_limit or 0), key="train.time_limit",
+                        help=t("train.time_limit_help"))
+        st.checkbox(t("train.augment"), prev.augment, key="train.augment", help=t("train.augment_help"))
+        st.checkbox(t("train.normalize"), prev.normalize, key="train.normalize", help=t("train.normalize_help"))
+        tb_ok = tensorboard_available()
+        last = st.session_state.get(LAST_CONFIG)
+        st.checkbox(t("train.tensorboard"), bool(last and last[2]) and tb_ok, key="train.tensorboard",
+                    disabled=not tb_ok, help=t("train.tensorboard_help") if tb_ok else t("train.tensorboard_missing"))
+
+
+def submit_runs(action: str, context: dict[str, Any]) -> None:
+    """Start / Compare (a callback): one run, or the course recipe and the faster one side by side.
+
+    A refusal (a network that does not fit, a classroom limit, too many runs going) becomes a message
+    that `recipe_section` shows after the form.
+    """
+    config, model_choice = form_config(), st.session_state["train.model"]
+    tensorboard = bool(st.session_state.get("train.tensorboard"))
     if action == "compare":
         course = replace(config, optimizer="sgd", normalize=False)
         plans = [("course", course), ("fast", replace(course, **FAST_RECIPE))]
@@ -150,23 +237,39 @@ def start_runs(action: str, config: TrainConfig, model_choice: str, spec, train_
         plans = [(None, config)]
     active = len(jobs.active_jobs())
     if active and active + len(plans) > jobs.JOBS_PER_STUDENT:
-        st.warning(t("train.busy", count=active), icon=":material/hourglass_top:")
+        st.session_state[NOTICE_KEY] = ("busy", active)
         return
+    train_set = context["train_set"]
+    c, h, w = train_set.images.shape[1:]
     try:
+        spec = context["builder"] if model_choice == BUILDER else preset(model_choice, c, len(train_set.classes), (h, w))
         for recipe, cfg in plans:
-            jobs.start_job(spec, model_choice, train_set, test_set, cfg, dataset_name, tensorboard, recipe)
+            jobs.start_job(spec, model_choice, train_set, context["test_set"], cfg, context["dataset"], tensorboard,
+                           recipe)
     except CourseError as exc:
-        st.error(error_text(exc), icon=":material/error:")
+        st.session_state[NOTICE_KEY] = ("error", exc)
     else:
         st.session_state[LAST_CONFIG] = (config, model_choice, tensorboard)
+
+
+def show_notice() -> None:
+    """What the last Start / Compare callback had to say, once."""
+    notice = st.session_state.pop(NOTICE_KEY, None)
+    if notice is None:
+        return
+    kind, detail = notice
+    if kind == "busy":
+        st.warning(t("train.busy", count=detail), icon=":material/hourglass_top:")
+    else:
+        st.error(error_text(detail), icon=":material/error:")
 
 
 # ---- Live: the fragment polls the jobs (the worker processes never call Streamlit) ------------------
 def job_label(job: Job) -> str:
     recipe = job.meta.get("recipe")
     model_key = job.meta.get("model_key", "course")
-    base = f"#{job.meta.get('number', '?')} {t(f'train.model.{model_key}')}"
-    return f"{base} · {t(f'train.recipe.{recipe}')}" if recipe else f"{base} · {job.config.optimizer} lr={job.config.lr:g}"
+    base = f"#{job.meta.get('number', '?')} {title(MODEL_TITLES, model_key)}"
+    return f"{base} · {title(RECIPE_TITLES, recipe)}" if recipe else f"{base} · {job.config.optimizer} lr={job.config.lr:g}"
 
 
 def eta_text(seconds: float | None) -> str:
@@ -176,6 +279,12 @@ def eta_text(seconds: float | None) -> str:
     if seconds >= 60:
         return t("train.eta_minutes", m=seconds // 60, s=f"{seconds % 60:02d}")
     return t("train.eta_seconds", s=seconds)
+
+
+def stop_job(job: Job) -> None:
+    """Stop (a callback): the toast comes with the redraw, as a callback does not draw."""
+    job.stop()
+    st.session_state[STOPPING_KEY] = True
 
 
 def job_status(job: Job, index: int) -> None:
@@ -195,13 +304,12 @@ def job_status(job: Job, index: int) -> None:
     if start is not None and start.tuned:
         measured = "; ".join(f"{label}: {ips:,.0f} img/s" for label, ips in start.candidates)
         top_left.caption(t("train.tuned", choice=start.tuned, measured=measured or "–",
-                           seconds=f"{start.tuning_seconds:.1f}", source=t(f"train.tune_source.{start.tune_source}")))
+                           seconds=f"{start.tuning_seconds:.1f}", source=title(TUNE_SOURCES, start.tune_source)))
     key = "train.stop_button" if index == 0 else f"train.stop_button_{index + 1}"
-    if top_right.button(t("train.stop"), key=key, icon=":material/stop:", disabled=job.stop_requested):
-        job.stop()
-        st.toast(t("train.stopping"), icon=":material/stop_circle:")
+    top_right.button(t("train.stop"), key=key, icon=":material/stop:", disabled=job.stop_requested, on_click=stop_job,
+                     args=(job,))
     for notice in (e for e in job.events() if isinstance(e, NoticeEvent)):
-        st.warning(t(f"train.notice.{notice.code}", **dict(notice.params)), icon=":material/memory:")
+        st.warning(title(NOTICES, notice.code, **dict(notice.params)), icon=":material/memory:")
     if start is None:
         return
     steps_total = start.steps_per_epoch * start.epochs
@@ -230,6 +338,8 @@ def render_live() -> None:
     if was_queued and not now_queued:
         st.rerun()  # out of the queue: refresh every second from now on
     st.session_state[LIVE_KEY] = tickets
+    if st.session_state.pop(STOPPING_KEY, False):
+        st.toast(t("train.stopping"), icon=":material/stop_circle:")
     if not pending:
         st.info(t("train.idle"), icon=":material/info:")
         return
@@ -256,7 +366,7 @@ def refresh_interval() -> float | None:
 # ---- Runs: the table, overlays, and what a run got wrong ------------------------------------------------
 def show_done(run: Run) -> None:
     acc = "–" if run.final_accuracy is None else f"{run.final_accuracy:.1%}"
-    text = t(f"train.done.{run.status}", reason=t(f"train.reason.{run.reason}"), epochs=len(run.history.epochs),
+    text = title(DONE, run.status, reason=title(REASONS, run.reason), epochs=len(run.history.epochs),
              steps=run.history.steps[-1] if run.history.steps else 0, seconds=f"{run.seconds:.1f}", accuracy=acc,
              device=run.device.upper())
     if run.status == "finished":
@@ -270,15 +380,15 @@ def show_done(run: Run) -> None:
 
 def run_label(run: Run) -> str:
     recipe = run.extra.get("recipe")
-    what = t(f"train.recipe.{recipe}") if recipe else f"{run.config.optimizer} lr={run.config.lr:g}"
-    return f"#{run.number} {t(f'train.model.{run.model_key}')} · {what}"
+    what = title(RECIPE_TITLES, recipe) if recipe else f"{run.config.optimizer} lr={run.config.lr:g}"
+    return f"#{run.number} {title(MODEL_TITLES, run.model_key)} · {what}"
 
 
 def runs_table(all_runs: list[Run]) -> None:
     """One row per run; what the label already says (optimizer, lr) is not repeated, so every column fits."""
     rows = [{
         t("train.col.run"): run_label(r) + (" · aug" if r.config.augment else ""),
-        t("train.col.dataset"): dataset_title(r.dataset), t("train.col.status"): t(f"train.status.{r.status}"),
+        t("train.col.dataset"): dataset_title(r.dataset), t("train.col.status"): title(STATUS, r.status),
         t("train.col.accuracy"): None if r.final_accuracy is None else round(100 * r.final_accuracy, 2),
         t("train.col.epochs"): len(r.history.epochs), t("train.col.seconds"): round(r.seconds, 1),
         t("train.col.device"): r.device.upper(), "batch": r.config.batch_size,
@@ -340,8 +450,8 @@ def analysis(all_runs: list[Run], test_set, dataset_name: str) -> None:
         d2.code(f"tensorboard --logdir={jobs.logdir_root()}", language="bash")
 
 
-def code_panel(prev: TrainConfig, prev_model: str, builder_spec, dataset_name: str, shape: tuple[int, int, int],
-               num_classes: int) -> None:
+def code_panel(prev: TrainConfig, prev_model: str, builder_spec: ModelSpec | None, dataset_name: str,
+               shape: tuple[int, int, int], num_classes: int) -> None:
     code_config, code_model, _ = st.session_state.get(LAST_CONFIG) or (prev, prev_model, False)
     c, h, w = shape
     if code_model == BUILDER and builder_spec is not None:
@@ -352,73 +462,96 @@ def code_panel(prev: TrainConfig, prev_model: str, builder_spec, dataset_name: s
         except CourseError:
             return
     show_code(train_code(code_spec, code_config, dataset_name, shape, tensorboard=True, lang=lang()),
-              key="train.code", filename="train.py")
+              key="train.code", filename="train.py", explain=t("train.code_explain"))
 
 
-# ---- The page ---------------------------------------------------------------------------------------------
-st.title(t("train.title"))
-st.markdown(prose("train_intro"))
-basics()
+# ---- The page's sections ----------------------------------------------------------------------------------
+def datasets_or_stop() -> tuple[TensorImageDataset, TensorImageDataset]:
+    """The current dataset's train and test parts (the data page's choice); the page stops without them."""
+    train_set = current_dataset(True)
+    if train_set is None:
+        st.stop()
+    test_set = current_dataset(False)
+    if test_set is None:
+        st.stop()
+    return train_set, test_set
 
-train_set = current_dataset(True)
-if train_set is None:
-    st.stop()
-test_set = current_dataset(False)
-if test_set is None:
-    st.stop()
-dataset_name = state.dataset_name()
-c, h, w = train_set.images.shape[1:]
-num_classes = len(train_set.classes)
-builder_spec = state.current_spec()
-jobs.me()  # the student (and their cookie) before anything reads their runs
-if jobs.config_error() is not None:
-    st.warning(t("train.config_ignored", reason=error_text(jobs.config_error())), icon=":material/warning:")
-try:
-    jobs.backend()  # a cluster that cannot be reached is a message, not a traceback
-except CourseError as exc:
-    st.error(error_text(exc), icon=":material/error:")
-    st.stop()
-jobs.adopt_new_runs()  # runs that ended while the student was away join the charts below
 
-st.subheader(t("train.setup"))
-st.markdown(t("train.dataset_line", name=current_title(), n_train=len(train_set), n_test=len(test_set),
-              shape=f"{c}×{h}×{w}", classes=num_classes))
-limits_line(len(train_set))
-model_options = ([BUILDER] if builder_spec is not None else []) + list(PRESETS)
-if builder_spec is None:
-    st.caption(t("train.no_builder"))
-    st.page_link("app_pages/model.py", label=t("nav.model"), icon=":material/account_tree:")
-defaults = jobs.limits()
-st.caption(t("train.defaults_note", epochs=defaults.default_epochs,
-             images=min(len(train_set), defaults.default_train_images),
-             test=min(len(test_set), defaults.default_test_images)))
-st.caption(t("train.tip_compare"))
-
-last = st.session_state.get(LAST_CONFIG)
-prev: TrainConfig = last[0] if last else TrainConfig(
-    epochs=defaults.default_epochs, log_every=DEFAULT_LOG_EVERY, train_subset=defaults.default_train_images,
-    test_subset=defaults.default_test_images)
-prev_model = last[1] if last and last[1] in model_options else model_options[0]
-action, form_config, model_choice, tensorboard = training_form(model_options, prev, prev_model, len(train_set),
-                                                               len(test_set))
-if action is not None:
+def backend_or_stop() -> None:
+    """The student, the classroom's settings and the training backend; runs that ended meanwhile join the page."""
+    jobs.me()  # the student (and their cookie) before anything reads their runs
+    if jobs.config_error() is not None:
+        st.warning(t("train.config_ignored", reason=error_text(jobs.config_error())), icon=":material/warning:")
     try:
-        spec = builder_spec if model_choice == BUILDER else preset(model_choice, c, num_classes, (h, w))
+        jobs.backend()  # a cluster that cannot be reached is a message, not a traceback
     except CourseError as exc:
         st.error(error_text(exc), icon=":material/error:")
-    else:
-        start_runs(action, form_config, model_choice, spec, train_set, test_set, dataset_name, tensorboard)
+        st.stop()
+    jobs.adopt_new_runs()  # runs that ended while the student was away join the charts below
 
-st.subheader(t("train.live"))
-st.fragment(render_live, run_every=refresh_interval())()
 
-all_runs = jobs.runs()
-state.trained()  # after reading the runs: the newest run's model becomes the session's (Save and Predict use it)
-if all_runs:
+def setup_section(train_set: TensorImageDataset, test_set: TensorImageDataset, builder_spec: ModelSpec | None) -> None:
+    """What will be trained on, the classroom's limits and defaults, and where a network of one's own comes from."""
+    c, h, w = train_set.images.shape[1:]
+    st.subheader(t("train.setup"))
+    st.markdown(t("train.dataset_line", name=current_title(), n_train=len(train_set), n_test=len(test_set),
+                  shape=f"{c}×{h}×{w}", classes=len(train_set.classes)))
+    limits_line(len(train_set))
+    if builder_spec is None:
+        st.caption(t("train.no_builder"))
+        st.page_link("app_pages/model.py", label=t("nav.model"), icon=":material/account_tree:")
+    defaults = jobs.limits()
+    st.caption(t("train.defaults_note", epochs=defaults.default_epochs,
+                 images=min(len(train_set), defaults.default_train_images),
+                 test=min(len(test_set), defaults.default_test_images)))
+    st.caption(t("train.tip_compare"))
+
+
+def recipe_section(train_set: TensorImageDataset, test_set: TensorImageDataset, builder_spec: ModelSpec | None,
+                   dataset_name: str) -> tuple[TrainConfig, str]:
+    """The recipe form, in step with the URL (a teacher's link fills it in); returns what the code panel shows."""
+    n_train = len(train_set)
+    link = PageLink("train", load=lambda values: load_recipe(values, n_train), save=lambda: saved_recipe(n_train))
+    link.apply()
+    model_options = ([BUILDER] if builder_spec is not None else []) + list(PRESETS)
+    last = st.session_state.get(LAST_CONFIG)
+    prev = last[0] if last else default_config()
+    prev_model = last[1] if last and last[1] in model_options else model_options[0]
+    context = {"train_set": train_set, "test_set": test_set, "builder": builder_spec, "dataset": dataset_name}
+    training_form(model_options, prev, prev_model, n_train, len(test_set), context)
+    show_notice()
+    link.publish()  # after the form: the URL follows what the form holds (its values change on submit)
+    link.copy_button()
+    return prev, prev_model
+
+
+def live_section() -> None:
+    st.subheader(t("train.live"))
+    st.fragment(render_live, run_every=refresh_interval())()
+
+
+def runs_section(test_set: TensorImageDataset, dataset_name: str) -> None:
+    all_runs = jobs.runs()
+    state.trained()  # after reading the runs: the newest run's model becomes the session's (Save and Predict use it)
+    if not all_runs:
+        return
     st.subheader(t("train.runs"))
     show_done(all_runs[-1])
     runs_table(all_runs)
     overlays(all_runs)
     analysis(all_runs, test_set, dataset_name)
 
-code_panel(prev, prev_model, builder_spec, dataset_name, (c, h, w), num_classes)
+
+# ---- The page ---------------------------------------------------------------------------------------------
+st.title(t("train.title"))
+st.markdown(prose("train_intro"))
+basics()
+train_set, test_set = datasets_or_stop()
+dataset_name = state.dataset_name()
+builder_spec = state.current_spec()
+backend_or_stop()
+setup_section(train_set, test_set, builder_spec)
+prev, prev_model = recipe_section(train_set, test_set, builder_spec, dataset_name)
+live_section()
+runs_section(test_set, dataset_name)
+code_panel(prev, prev_model, builder_spec, dataset_name, tuple(train_set.images.shape[1:]), len(train_set.classes))

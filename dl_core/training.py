@@ -32,6 +32,7 @@ from dl_core.devices import (  # noqa: F401 - platform tuning lives in devices; 
 from dl_core.errors import CourseError
 from dl_core.models import ModelSpec, build_model
 from dl_core.preprocess import Preprocessing
+from dl_core.seeding import generator as job_generator, seeded
 
 OPTIMIZERS = ("sgd", "sgd_momentum", "adam")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -303,13 +304,9 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int
                   rows, cols]
 
 
-_INIT_LOCK = threading.Lock()  # fork_rng saves/restores the global RNG: one initialisation at a time
-
-
 def seeded_model(spec: ModelSpec, seed: int) -> nn.Module:
     """build_model(spec) with weights initialised from `seed`, without disturbing anyone's global RNG."""
-    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):  # nn.Module initialisation only takes the global RNG
         return build_model(spec)
 
 
@@ -546,7 +543,7 @@ class _Run:
         self.n_train = config.effective_train_size(len(train_set))
         self.n_test = config.effective_test_size(len(test_set))
         self.prep = preprocessing_for(train_set, config)
-        self.generator = torch.Generator().manual_seed(config.seed)  # this job's own randomness, never the global RNG
+        self.generator = job_generator(config.seed)  # this job's own randomness, never the global RNG
         # Data converted once: uint8 stays uint8 (4× less memory than floats); on a GPU all of it lives there.
         self.train_images = train_set.images[:self.n_train].to(self.dev)
         self.train_targets = train_set.targets[:self.n_train].to(self.dev)

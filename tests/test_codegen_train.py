@@ -55,3 +55,15 @@ def test_generated_code_runs(tmp_path, data_dir):
     assert "train_data size: 64" in out.stdout and "total_train_step: 2, Loss" in out.stdout
     assert "total test accuracy:" in out.stdout and (tmp_path / "tudui_0.pth").exists()
     assert any((tmp_path / "logs_train").iterdir())
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_comments_come_from_the_catalog(lang):
+    from dl_core.i18n import text
+
+    code = train_code(course_cnn(), TrainConfig(), "cifar10", lang=lang)
+    assert "⟦" not in code  # every code.train.* key exists
+    assert text("code.train.data", lang) in code and f'print("{text("code.train.saved", lang)}")' in code
+    assert "optimizer.zero_grad()  " + text("code.train.zero_grad", lang) in code
+    assert train_code(course_cnn(), TrainConfig(), "cifar10", lang="fr") == train_code(
+        course_cnn(), TrainConfig(), "cifar10", lang="en")  # a language without a catalog: English

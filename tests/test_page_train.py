@@ -72,6 +72,9 @@ def test_start_shows_events_then_results(lang):
         at.run()
     assert len(at.dataframe[0].value) == 2
     assert len(at.multiselect(key="train.overlay").value) == 2
+    # The URL follows the submitted form: a teacher can copy this recipe as a link.
+    assert at.query_params["optimizer"] == "adam" and at.query_params["lr"] == "0.001"
+    assert at.query_params["epochs"] == "1" and at.query_params["batch"] == "16"
     assert_clean(at)
     # Another page and back: the runs and the last settings are still there.
     at.switch_page("app_pages/home.py").run()
@@ -141,3 +144,92 @@ def test_limits_in_force_are_shown(lang):
     at = new_app(lang, "app_pages/train.py")
     text = " ".join(c.value for c in at.caption)
     assert {"zh": "同时最多", "en": "at most"}[lang] in text
+
+
+# ---- The recipe as a link (issue 14) -----------------------------------------------------------------------
+def link_app(lang: str, **query: str):
+    """The Train page opened from a link: the query is in the URL before the first run."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP
+    from ui.warmup import warm_up
+
+    warm_up()
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["lang"] = lang
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.switch_page("app_pages/train.py")
+    at.run()
+    return at
+
+
+def test_a_link_fills_in_the_form_and_starts_nothing(lang):
+    at = link_app(lang, lr="0.1", optimizer="adam", batch="32", epochs="2", images="500", augment="1", normalize="1",
+                  weight_decay="0.0005", seed="7")
+    assert_clean(at)
+    assert at.number_input(key="train.lr").value == pytest.approx(0.1)
+    assert at.selectbox(key="train.optimizer").value == "adam"
+    assert at.number_input(key="train.batch_size").value == 32
+    assert at.number_input(key="train.epochs").value == 2
+    assert at.number_input(key="train.train_subset").value == 500
+    assert at.checkbox(key="train.augment").value and at.checkbox(key="train.normalize").value
+    assert at.number_input(key="train.weight_decay").value == pytest.approx(0.0005)
+    assert at.number_input(key="train.seed").value == 7
+    assert not at.warning  # nothing wrong with this link
+    idle = {"zh": "还没有开始训练", "en": "Nothing is training yet"}[lang]
+    assert any(idle in i.value for i in at.info)  # a link never starts a run
+    assert at.query_params["lr"] == "0.1" and at.query_params["optimizer"] == "adam"  # the URL keeps the recipe
+    assert any("/train?" in c.value and "lr=0.1" in c.value and "optimizer=adam" in c.value for c in at.code)
+    at.run()  # a rerun keeps what the student sees (the link is applied once)
+    assert at.number_input(key="train.lr").value == pytest.approx(0.1)
+
+
+def test_a_hostile_link_is_a_message_and_the_defaults(lang):
+    at = link_app(lang, lr="nan", batch="<script>alert(1)</script>", epochs="9" * 400)
+    assert_clean(at)
+    text = " ".join(w.value for w in at.warning)
+    assert "lr" in text and "batch" in text and "epochs" in text
+    assert at.number_input(key="train.lr").value == pytest.approx(0.01)
+    assert at.number_input(key="train.batch_size").value == 64
+    assert at.number_input(key="train.epochs").value == 3
+    assert "lr" not in at.query_params and "batch" not in at.query_params
+
+
+def test_a_link_beyond_the_classroom_caps_shows_the_cap(lang, monkeypatch):
+    from dl_core.i18n import text
+    from ui import student
+
+    monkeypatch.setenv("TORCH_CLASSROOM_MAX_EPOCHS", "5")
+    student._config.clear()
+    try:
+        at = link_app(lang, epochs="50", lr="0.05")
+        assert_clean(at)
+        cap = text("error.classroom.cap_epochs", lang, limit=5)
+        assert any(cap in w.value for w in at.warning), [w.value for w in at.warning]
+        assert at.number_input(key="train.epochs").value == 5  # within the form's limit: Start works
+        assert at.number_input(key="train.lr").value == pytest.approx(0.05)
+    finally:
+        monkeypatch.delenv("TORCH_CLASSROOM_MAX_EPOCHS")
+        student._config.clear()
+
+
+def test_every_translated_name_table_is_complete():
+    """The page's tables of literal keys (MODEL_TITLES, ...) cover every value and name existing keys."""
+    import ast
+
+    from dl_core.devices import DEVICE_CHOICES
+    from ui.i18n import catalog
+
+    tables = {}
+    for node in ast.parse((ROOT / "app_pages" / "train.py").read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and node.targets[0].id.isupper():
+            tables[node.targets[0].id] = ast.literal_eval(node.value)
+    wanted = {"MODEL_TITLES": ("builder", *PRESETS), "OPTIMIZER_TITLES": OPTIMIZERS, "DEVICE_TITLES": DEVICE_CHOICES,
+              "RECIPE_TITLES": ("course", "fast"), "NOTICES": ("oom_half_batch", "oom_cpu"),
+              "DONE": ("finished", "stopped", "diverged", "failed"), "STATUS": ("finished", "stopped", "diverged",
+                                                                                "failed"),
+              "REASONS": ("completed", "stop_requested", "time_limit", "nan_loss", "out_of_memory", "error")}
+    for name, values in wanted.items():
+        assert set(values) <= set(tables[name]), name
+    assert all(key in catalog() for name in (*wanted, "TUNE_SOURCES") for key in tables[name].values())

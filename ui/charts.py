@@ -1,4 +1,4 @@
-"""Plotly figures for training: train loss, test loss + accuracy, images/s, run overlays, confusion matrix.
+"""Plotly figures for training: live loss and accuracy, images/s, run overlays, confusion matrix, per class.
 
 Every figure is a `go.Figure` built from numpy arrays (1–2 ms per redraw; Python lists cost 10× more)
 and long series are thinned to at most MAX_POINTS, so the live charts can redraw every second.
@@ -35,40 +35,26 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure
     return fig
 
 
-def train_loss_figure(history: History) -> go.Figure:
-    """train_loss against total_train_step, as the course's writer.add_scalar('train_loss', ...)."""
-    x, y = thin(history.steps, history.step_loss)
-    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines+markers" if x.size < 60 else "lines",
-                               name="train_loss", line=dict(color="#e4572e")))
-    return _layout(fig, t("train.chart.train_loss"), "total_train_step", "loss")
-
-
-def test_figure(history: History) -> go.Figure:
-    """Per epoch: test loss (mean per image, left axis) and test accuracy (right axis, 0..1)."""
-    epochs = np.asarray(history.epochs, dtype=np.int64)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=epochs, y=np.asarray(history.test_loss), mode="lines+markers",
-                             name=t("train.chart.test_loss_mean"), line=dict(color="#17becf")))
-    fig.add_trace(go.Scatter(x=epochs, y=np.asarray(history.train_loss), mode="lines+markers",
-                             name=t("train.chart.train_loss_mean"), line=dict(color="#e4572e", dash="dot")))
-    fig.add_trace(go.Scatter(x=epochs, y=np.asarray(history.test_accuracy), mode="lines+markers",
-                             name=t("train.chart.test_accuracy"), yaxis="y2", line=dict(color="#2ca02c", width=3)))
-    fig.update_layout(yaxis2=dict(overlaying="y", side="right", range=[0, 1], title="accuracy", tickformat=".0%"))
-    fig.update_xaxes(dtick=1)
-    return _layout(fig, t("train.chart.test"), "epoch", "loss")
-
-
 COLORS = ("#e4572e", "#2e86de", "#2ca02c", "#9467bd")
+
+
+def _mode(points: int) -> str:
+    return "lines+markers" if points < 60 else "lines"  # markers only while they can be told apart
+
+
+def _loss_lines(fig: go.Figure, series: Sequence[tuple[str, History]], colored: bool) -> go.Figure:
+    """train_loss against total_train_step, one line per run (thinned so all together stay under MAX_POINTS)."""
+    for k, (label, history) in enumerate(series):
+        x, y = thin(history.steps, history.step_loss, MAX_POINTS // max(1, len(series)))
+        fig.add_trace(go.Scatter(x=x, y=y, mode=_mode(x.size), name=label,
+                                 line=dict(color=COLORS[k % len(COLORS)]) if colored else None))
+    return fig
 
 
 def live_loss_figure(series: Sequence[tuple[str, History]]) -> go.Figure:
     """The runs going now: train_loss against total_train_step, one line each."""
-    fig = go.Figure()
-    for k, (label, history) in enumerate(series):
-        x, y = thin(history.steps, history.step_loss, MAX_POINTS // max(1, len(series)))
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if x.size < 60 else "lines", name=label,
-                                 line=dict(color=COLORS[k % len(COLORS)])))
-    return _layout(fig, t("train.chart.train_loss"), "total_train_step", "loss")
+    return _layout(_loss_lines(go.Figure(), series, colored=True), t("train.chart.train_loss"), "total_train_step",
+                   "loss")
 
 
 def live_accuracy_figure(series: Sequence[tuple[str, History]]) -> go.Figure:
@@ -96,14 +82,12 @@ def speed_figure(history: History) -> go.Figure:
 def overlay_figure(series: Sequence[tuple[str, History]], metric: str) -> go.Figure:
     """Several runs on one chart: metric 'test_accuracy' (per epoch) or 'train_loss' (per logged step)."""
     fig = go.Figure()
-    for label, history in series:
-        if metric == "train_loss":
-            x, y = thin(history.steps, history.step_loss, MAX_POINTS // max(1, len(series)))
-        else:
-            x, y = np.asarray(history.epochs), np.asarray(history.test_accuracy)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if x.size < 60 else "lines", name=label))
     if metric == "train_loss":
-        return _layout(fig, t("train.chart.overlay_loss"), "total_train_step", "train_loss")
+        return _layout(_loss_lines(fig, series, colored=False), t("train.chart.overlay_loss"), "total_train_step",
+                       "train_loss")
+    for label, history in series:
+        x, y = np.asarray(history.epochs), np.asarray(history.test_accuracy)
+        fig.add_trace(go.Scatter(x=x, y=y, mode=_mode(x.size), name=label))
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     fig.update_xaxes(dtick=1)
     return _layout(fig, t("train.chart.overlay_acc"), "epoch", "test_accuracy")

@@ -131,7 +131,7 @@ def adopt_new_runs() -> None:
         return
     kept = {r.number for r in table}
     chosen = [n for n in st.session_state.get(OVERLAY_KEY, []) if n in kept]
-    st.session_state[OVERLAY_KEY] = (chosen + new)[-6:]
+    st.session_state[OVERLAY_KEY] = list(dict.fromkeys(chosen + new))[-6:]  # a run the table showed first is not doubled
     st.session_state[ANALYSIS_KEY] = new[-1]
     st.session_state[SEEN_KEY] = new[-1]
 

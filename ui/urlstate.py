@@ -93,6 +93,8 @@ class PageLink:
         if st.query_params.get("lang"):
             query = {"lang": st.query_params["lang"], **query}
         base = (st.context.url or "").rstrip("/")
+        if base.endswith(f"/{self.page}"):  # the browser's URL may already name this page
+            base = base[: -len(self.page) - 1]
         return f"{base}/{self.page}" + (f"?{urlencode(query)}" if query else "")
 
     def copy_button(self) -> None:

@@ -7,53 +7,26 @@ model.train() / model.eval() + torch.no_grad(), 整体损失 and accuracy, a che
 from __future__ import annotations
 
 from dl_core.codegen.model import layer_code
+from dl_core.i18n import text
 from dl_core.models import ModelSpec
 from dl_core.training import CROP_PADDING, TrainConfig
 
 TORCHVISION = {"cifar10": "CIFAR10", "mnist": "MNIST", "fashionmnist": "FashionMNIST"}
 
-_TEXT = {
-    "zh": {
-        "device": "# 定义训练的设备（课程第 18 步：有 GPU 就用 GPU）",
-        "data": "# 准备数据集",
-        "len": "训练数据集的长度为：{}",
-        "len_test": "测试数据集的长度为：{}",
-        "loader": "# 利用 DataLoader 来加载数据集",
-        "model": "# 创建网络模型",
-        "loss": "# 损失函数",
-        "optim": "# 优化器",
-        "params": "# 设置训练网络的一些参数",
-        "writer": "# 添加 tensorboard",
-        "epoch_start": "-------第 {} 轮训练开始-------",
-        "train": "    # 训练步骤开始",
-        "step": "训练次数：{}，Loss：{}",
-        "test": "    # 测试步骤开始",
-        "total_loss": "整体测试集上的Loss：{}",
-        "total_acc": "整体测试集上的正确率：{}",
-        "saved": "模型已保存",
-        "zero_grad": "  # 梯度清零：不清零，梯度会累加",
-    },
-    "en": {
-        "device": "# The device to train on (course step 18: the GPU when there is one)",
-        "data": "# Prepare the datasets",
-        "len": "train_data size: {}",
-        "len_test": "test_data size: {}",
-        "loader": "# Load the datasets with DataLoader",
-        "model": "# Create the network",
-        "loss": "# Loss function",
-        "optim": "# Optimizer",
-        "params": "# Training counters and settings",
-        "writer": "# TensorBoard",
-        "epoch_start": "------- epoch {} -------",
-        "train": "    # Training",
-        "step": "total_train_step: {}, Loss: {}",
-        "test": "    # Testing",
-        "total_loss": "total test loss (整体损失): {}",
-        "total_acc": "total test accuracy: {}",
-        "saved": "model saved",
-        "zero_grad": "  # zero the gradients: otherwise they add up",
-    },
-}
+
+def _comments(lang: str) -> dict[str, str]:
+    """The generated file's comments and printed labels, from locales/train.json (`code.train.*`)."""
+    return {
+        "device": text("code.train.device", lang), "data": text("code.train.data", lang),
+        "len": text("code.train.len", lang), "len_test": text("code.train.len_test", lang),
+        "loader": text("code.train.loader", lang), "model": text("code.train.model", lang),
+        "loss": text("code.train.loss", lang), "optim": text("code.train.optim", lang),
+        "params": text("code.train.params", lang),
+        "epoch_start": text("code.train.epoch_start", lang), "train": text("code.train.train", lang),
+        "step": text("code.train.step", lang), "test": text("code.train.test", lang),
+        "total_loss": text("code.train.total_loss", lang), "total_acc": text("code.train.total_acc", lang),
+        "saved": text("code.train.saved", lang), "zero_grad": text("code.train.zero_grad", lang),
+    }
 
 
 def _transform(config: TrainConfig, channels: int, size: tuple[int, int], train: bool) -> str:
@@ -75,10 +48,8 @@ def _optimizer(config: TrainConfig) -> str:
     return f"torch.optim.SGD(tudui.parameters(), lr=learning_rate{extra})"
 
 
-def train_code(spec: ModelSpec, config: TrainConfig, dataset: str = "cifar10",
-               input_shape: tuple[int, int, int] = (3, 32, 32), tensorboard: bool = True, lang: str = "zh") -> str:
-    """The course's train.py for `spec` trained with `config` on `dataset` (runnable as it is)."""
-    tx = _TEXT.get(lang, _TEXT["en"])
+def _data(config: TrainConfig, dataset: str, input_shape: tuple[int, int, int]) -> tuple[str, str]:
+    """(the import line, the train_data / test_data lines): torchvision for its datasets, dl_core for the rest."""
     c, h, w = input_shape
     train_tf, test_tf = _transform(config, c, (h, w), True), _transform(config, c, (h, w), False)
     if dataset in TORCHVISION:
@@ -97,16 +68,31 @@ def train_code(spec: ModelSpec, config: TrainConfig, dataset: str = "cifar10",
         data += f"\ntrain_data = Subset(train_data, range(min({config.train_subset}, len(train_data))))"
     if config.test_subset is not None:
         data += f"\ntest_data = Subset(test_data, range(min({config.test_subset}, len(test_data))))"
+    return imports, data
+
+
+def _writer(tensorboard: bool) -> dict[str, str]:
+    """The SummaryWriter lines (the course's tags train_loss / test_loss / test_accuracy), or nothing."""
+    if not tensorboard:
+        return dict.fromkeys(("import", "open", "step", "test", "close"), "")
+    return {"import": "from torch.utils.tensorboard import SummaryWriter\n",
+            "open": 'writer = SummaryWriter("logs_train")\n',
+            "step": '            writer.add_scalar("train_loss", loss.item(), total_train_step)\n',
+            "test": ('    writer.add_scalar("test_loss", total_test_loss, total_test_step)\n'
+                     '    writer.add_scalar("test_accuracy", total_accuracy / test_data_size, total_test_step)\n'),
+            "close": "writer.close()\n"}
+
+
+_DEVICES = {"auto": '"cuda" if torch.cuda.is_available() else "cpu"', "cpu": '"cpu"', "cuda": '"cuda"', "mps": '"mps"'}
+
+
+def _setup(spec: ModelSpec, config: TrainConfig, dataset: str, input_shape: tuple[int, int, int],
+           tx: dict[str, str], wr: dict[str, str]) -> str:  # ~60 lines: the course file's own text
+    """From the imports to the optimizer and the counters: everything before the loop."""
+    imports, data = _data(config, dataset, input_shape)
     layers = "\n".join(f"            {layer_code(layer)}," for layer in spec.layers)
-    device = {"auto": '"cuda" if torch.cuda.is_available() else "cpu"', "cpu": '"cpu"', "cuda": '"cuda"',
-              "mps": '"mps"'}[config.device]
-    w_open = 'writer = SummaryWriter("logs_train")\n' if tensorboard else ""
-    w_step = '            writer.add_scalar("train_loss", loss.item(), total_train_step)\n' if tensorboard else ""
-    w_test = ('    writer.add_scalar("test_loss", total_test_loss, total_test_step)\n'
-              '    writer.add_scalar("test_accuracy", total_accuracy / test_data_size, total_test_step)\n'
-              if tensorboard else "")
-    w_close = "writer.close()\n" if tensorboard else ""
-    w_import = "from torch.utils.tensorboard import SummaryWriter\n" if tensorboard else ""
+    device = _DEVICES[config.device]
+    w_import, w_open = wr["import"], wr["open"]
     return f'''import time
 
 import torch
@@ -159,11 +145,17 @@ total_train_step = 0
 total_test_step = 0
 epoch = {config.epochs}
 {w_open}
-start_time = time.time()
+'''
+
+
+def _loop(config: TrainConfig, tx: dict[str, str], wr: dict[str, str]) -> str:
+    """The course's epoch loop: train (model.train()), test (model.eval(), no_grad), save."""
+    w_step, w_test, w_close = wr["step"], wr["test"], wr["close"]
+    return f'''start_time = time.time()
 for i in range(epoch):
     print("{tx["epoch_start"]}".format(i + 1))
 
-{tx["train"]}
+    {tx["train"]}
     tudui.train()
     for data in train_dataloader:
         imgs, targets = data
@@ -172,7 +164,7 @@ for i in range(epoch):
         outputs = tudui(imgs)
         loss = loss_fn(outputs, targets)
 
-        optimizer.zero_grad(){tx["zero_grad"]}
+        optimizer.zero_grad()  {tx["zero_grad"]}
         loss.backward()
         optimizer.step()
 
@@ -181,7 +173,7 @@ for i in range(epoch):
             print(time.time() - start_time)
             print("{tx["step"]}".format(total_train_step, loss.item()))
 {w_step}
-{tx["test"]}
+    {tx["test"]}
     tudui.eval()
     total_test_loss = 0
     total_accuracy = 0
@@ -204,3 +196,10 @@ for i in range(epoch):
     print("{tx["saved"]}")
 
 {w_close}'''
+
+
+def train_code(spec: ModelSpec, config: TrainConfig, dataset: str = "cifar10",
+               input_shape: tuple[int, int, int] = (3, 32, 32), tensorboard: bool = True, lang: str = "zh") -> str:
+    """The course's train.py for `spec` trained with `config` on `dataset` (runnable as it is)."""
+    tx, wr = _comments(lang), _writer(tensorboard)
+    return _setup(spec, config, dataset, input_shape, tx, wr) + _loop(config, tx, wr)

@@ -95,3 +95,20 @@ def test_train_page_in_chinese(page, app_url):
     page.get_by_text("1.1019").first.wait_for()
     page.wait_for_timeout(800)
     screenshot(page, "train_idle_zh")
+
+
+def test_a_recipe_link_opens_the_form_filled_in(page, app_url):
+    """A teacher's link in a fresh browser: the recipe is in the form, nothing trains, the link can be copied."""
+    page.goto(f"{app_url}/train?lang=en&lr=0.05&optimizer=adam&epochs=2&augment=1")
+    wait_for_app(page)
+    page.get_by_text("Nothing is training yet").wait_for(timeout=120_000)
+    from playwright.sync_api import expect
+
+    # The number box first mounts with its default and shows the link's value a moment later: wait for it.
+    expect(page.get_by_label("Learning rate", exact=True)).to_have_value("0.05", timeout=15_000)
+    expect(page.get_by_label("Epochs", exact=True)).to_have_value("2")
+    expect(page.get_by_label("Optimizer", exact=True)).to_have_value("Adam")
+    assert "lr=0.05" in page.url and "optimizer=adam" in page.url and "lang=en" in page.url
+    page.get_by_role("button", name="Copy link").click()
+    page.get_by_text("/train?", exact=False).first.wait_for(timeout=10_000)
+    screenshot(page, "train_link_en")
