@@ -1,6 +1,8 @@
-"""Command line: `python -m dl_core train ...` (the same engine as the Train page) and `python -m dl_core devices`.
+"""Command line: `python -m dl_core train ...` (the same engine as the Train page), `python -m dl_core devices`
+and `python -m dl_core notebook ...` (the whole course as a Jupyter notebook).
 
     python -m dl_core train --dataset shapes10 --epochs 2 --batch-size 64 --lr 0.01 --device auto --out model.pth
+    python -m dl_core notebook --lang en --out course.ipynb --images 5000 --epochs 3
 """
 from __future__ import annotations
 
@@ -61,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
 
     sub.add_parser("devices", help="what this machine has and what training would use")
+
+    nb = sub.add_parser("notebook", help="write the whole course as a Jupyter notebook (.ipynb)",
+                        description="Every step of the course in order, runnable offline (built-in Shapes-10).")
+    nb.add_argument("--lang", default="zh", choices=("zh", "en"), help="language of the explanations")
+    nb.add_argument("--out", default="course.ipynb", help="notebook path (default: course.ipynb)")
+    nb.add_argument("--dataset", default="shapes10-full", choices=("shapes10", "shapes10-full"),
+                    help="the built-in dataset it trains on (default: shapes10-full)")
+    nb.add_argument("--images", type=_whole_number, default=None,
+                    help="train on the first N training images (default: 20000)")
+    nb.add_argument("--epochs", type=_whole_number, default=None, help="training epochs (default: 3)")
+    nb.add_argument("--test-images", type=_whole_number, default=None,
+                    help="test on the first N test images (default: 2000)")
     return parser
 
 
@@ -205,10 +219,26 @@ def cmd_devices(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notebook(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dl_core.notebooks import COURSE_EPOCHS, COURSE_IMAGES, COURSE_TEST_IMAGES, course_notebook
+
+    images = COURSE_IMAGES if args.images is None else args.images
+    epochs = COURSE_EPOCHS if args.epochs is None else args.epochs
+    test_images = COURSE_TEST_IMAGES if args.test_images is None else args.test_images
+    data = course_notebook(args.lang, images=images, epochs=epochs, test_images=test_images, dataset=args.dataset)
+    path = Path(args.out)
+    path.write_bytes(data)
+    print(f"wrote {path} ({len(data):,} bytes): {args.dataset}, {images} training images, {epochs} epochs, "
+          f"{test_images} test images", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "devices": cmd_devices}[args.command](args)
+        return {"train": cmd_train, "devices": cmd_devices, "notebook": cmd_notebook}[args.command](args)
     except CourseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ def run_cli(args: list[str], cwd: Path, data_dir: Path) -> subprocess.CompletedP
 
 def test_help_lists_the_subcommands(tmp_path, data_dir):
     out = run_cli(["--help"], tmp_path, data_dir)
-    assert out.returncode == 0 and "train" in out.stdout and "devices" in out.stdout
+    assert out.returncode == 0 and "train" in out.stdout and "devices" in out.stdout and "notebook" in out.stdout
     out = run_cli(["train", "--help"], tmp_path, data_dir)
     assert "--batch-size" in out.stdout and "--out" in out.stdout and "--tensorboard" in out.stdout
 
@@ -49,3 +49,21 @@ def test_invalid_arguments_give_a_clear_error(tmp_path, data_dir):
 def test_devices(tmp_path, data_dir):
     out = run_cli(["devices"], tmp_path, data_dir)
     assert out.returncode == 0 and "training uses:" in out.stdout
+
+
+def test_notebook_writes_the_whole_course(tmp_path, data_dir):
+    import nbformat
+
+    out = run_cli(["notebook", "--lang", "en", "--out", "course.ipynb", "--images", "64", "--epochs", "1"],
+                  tmp_path, data_dir)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "course.ipynb" in out.stderr and "64 training images, 1 epochs" in out.stderr
+    nb = nbformat.read(tmp_path / "course.ipynb", as_version=4)
+    nbformat.validate(nb)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "range(min(64, len(train_data)))" in code and "epoch = 1" in code
+    assert "def load_dataset(" in code and "from dl_core" not in code
+    assert nb.cells[0].source.startswith("# Torch Classroom: the whole course")
+    out = run_cli(["notebook", "--epochs", "0", "--out", "x.ipynb"], tmp_path, data_dir)
+    assert out.returncode == 2 and "epochs must be between 1 and 100" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "x.ipynb").exists()
