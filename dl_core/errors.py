@@ -5,7 +5,7 @@ from __future__ import annotations
 class CourseError(Exception):
     """A clear, translatable error: `code` names the message, `params` fill it in.
 
-    The app shows `t(f"error.{code}", **params)` in the user's language; the command line
+    The app shows the catalog entry `error.<code>` (with `params`) in the user's language; the command line
     and notebooks see the English `message` (formatted with the same params).
     Codes are dotted lower-case (`zip.traversal`, `conv.stride_zero`); every code raised
     in dl_core has an `error.<code>` entry in the app's catalogs (a test checks it).

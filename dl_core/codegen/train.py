@@ -60,7 +60,7 @@ def _data(config: TrainConfig, dataset: str, input_shape: tuple[int, int, int]) 
                 f'                                       download=True)')
         imports = "import torchvision\n"
     else:
-        data = ("# Shapes-10 and your own images come from the dashboard's dl_core (torchvision-style datasets)\n"
+        data = ("# Shapes-10 and your own images: torchvision-style datasets from load_dataset (see above)\n"
                 f'train_data = load_dataset("{dataset}", train=True).view({train_tf})\n'
                 f'test_data = load_dataset("{dataset}", train=False).view({test_tf})')
         imports = "from dl_core.datasets import load_dataset\n"
