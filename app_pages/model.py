@@ -1,5 +1,12 @@
 """Build the network (course steps 7, 12, 15): the Sequential CNN layer by layer, shapes, errors that teach,
-print(model), the course's code, feature maps, and VGG16 with the course's modifications."""
+print(model), the course's code, feature maps, and VGG16 with the course's modifications.
+
+One shape: explanation → inputs (the layer editor) → one dl_core call (`check_partial` / `summarize`) →
+rendering, as section functions called at the bottom. Every edit (preset, fix, move, add, remove, keep or
+discard a trained model) is a callback. What each layer kind has (arguments, widgets, starting values)
+comes from `dl_core.layer_kinds`; the network is in the page's URL (`?net=...`, dl_core/pagelinks/model.py).
+"""
+import functools
 from html import escape
 
 import numpy as np
@@ -13,34 +20,35 @@ from dl_core.existing import (
     MODIFICATIONS, freeze_features, load_pretrained, modification_diff, modify, module_tree, pretrained_available,
     pretrained_path, vgg16,
 )
+from dl_core.layer_kinds import KINDS, fmt_shape
 from dl_core.models import (
-    LAYER_ARGS, LAYER_KINDS, PRESETS, TORCH_DEFAULTS, LayerSpec, ModelSpec, build_model_seeded, canonical,
-    channel_grid, check_partial, count_parameters, decode_image, fix_spec, image_input, layer_outputs, padding_table,
-    preset, print_model, same_network, summarize,
+    PRESETS, LayerSpec, ModelSpec, build_model_seeded, canonical, channel_grid, check_partial, count_parameters,
+    decode_image, fix_spec, image_input, layer_outputs, new_layer, padding_table, preset, print_model, same_network,
+    summarize,
 )
 from ui import state
 from ui.code import show_code
 from ui.datasets import USER, current_dataset, current_title, user_dataset
 from ui.i18n import error_text, prose, t
+from ui.urlstate import PageLink
 
 ROWS = "model.rows"  # the layers being edited: list of (uid, LayerSpec); uids key the widgets
 NEXT_UID = "model.next_uid"
+FLASHES = (("model.flash", st.error), ("model.flash_ok", st.success), ("model.flash_info", st.info))
 BATCH = 64  # the course's torch.ones((64, 3, 32, 32))
-
-# Which arguments the editor shows for each kind, and how (int / float / bool / optional int).
-EDIT_ARGS = {
-    "Conv2d": [("in_channels", "int"), ("out_channels", "int"), ("kernel_size", "int"), ("stride", "int"),
-               ("padding", "int")],
-    "MaxPool2d": [("kernel_size", "int"), ("stride", "opt"), ("padding", "int"), ("ceil_mode", "bool")],
-    "AvgPool2d": [("kernel_size", "int"), ("stride", "opt"), ("padding", "int"), ("ceil_mode", "bool")],
-    "LeakyReLU": [("negative_slope", "float")],
-    "Dropout": [("p", "float")],
-    "BatchNorm2d": [("num_features", "int")],
-    "Linear": [("in_features", "int"), ("out_features", "int")],
-}
+SECTIONS = ("build", "code", "maps", "vgg")
+SECTION_TITLES = {"build": "model.tab_build", "code": "model.tab_code", "maps": "model.tab_maps",
+                  "vgg": "model.tab_vgg"}
+PRESET_TITLES = {"course": "model.preset.course", "course_odict": "model.preset.course_odict",
+                 "course_relu": "model.preset.course_relu", "course_bn_dropout": "model.preset.course_bn_dropout",
+                 "linear": "model.preset.linear"}
+MAPS_WEIGHTS = {"untrained": "model.maps_untrained", "trained": "model.maps_trained"}
+MAPS_SOURCES = {"sample": "model.maps_sample", "upload": "model.maps_upload", "predict": "model.maps_predict"}
+VGG_TITLES = {"add_linear": "model.vgg_add_linear", "classifier_add": "model.vgg_classifier_add",
+              "classifier_replace": "model.vgg_classifier_replace"}
 
 
-# ----------------------------------------------------------------------------------------------- input
+# ----------------------------------------------------------------------------------------------- the input
 def dataset_input() -> tuple[tuple[int, int, int], int, str]:
     """(C, H, W), number of classes and title of the dataset picked on the data page (metadata only)."""
     name = state.dataset_name()
@@ -52,6 +60,15 @@ def dataset_input() -> tuple[tuple[int, int, int], int, str]:
         c, h, w = (int(s) for s in user.test.images.shape[1:])
         return (c, h, w), len(user.test.classes), current_title()
     return (3, 32, 32), 10, "CIFAR10"
+
+
+def starting_network(name: str, shape: tuple[int, int, int], classes: int) -> ModelSpec:
+    """A preset for this dataset; the simplest network where the images are too small for it (said once)."""
+    try:
+        return preset(name, shape[0], classes, shape[1:])
+    except CourseError as exc:
+        st.session_state["model.flash"] = error_text(exc)
+        return preset("linear", shape[0], classes, shape[1:])
 
 
 # ----------------------------------------------------------------------------------------------- editor state
@@ -66,21 +83,36 @@ def _rows() -> list:
     return st.session_state[ROWS]
 
 
-def _on_preset(shape: tuple[int, int, int], classes: int) -> None:
+def start_rows(shape: tuple[int, int, int], classes: int) -> None:
+    """The first visit: the network already built, else the loaded model's, else the course's preset."""
+    if ROWS in st.session_state:
+        return
+    start = state.current_spec()
+    if start is None and state.trained() is not None:
+        start = state.trained().spec  # a loaded model is the starting point, not a preset that would replace it
+    if start is None:
+        try:
+            start = preset("course", shape[0], classes, shape[1:])
+        except CourseError:
+            start = preset("linear", shape[0], classes, shape[1:])
+    _new_rows(start)
+
+
+def on_preset(shape: tuple[int, int, int], classes: int) -> None:
     try:
         _new_rows(preset(st.session_state["model.preset"], shape[0], classes, shape[1:]))
     except CourseError as exc:
         st.session_state["model.flash"] = error_text(exc)
 
 
-def _on_fix(spec: ModelSpec, shape: tuple[int, int, int]) -> None:
+def on_fix(spec: ModelSpec, shape: tuple[int, int, int]) -> None:
     fixed = fix_spec(spec, shape)
     if fixed is not None:
         _new_rows(fixed)
         st.session_state["model.flash_ok"] = t("model.fixed")
 
 
-def _on_move(uid: int, step: int) -> None:
+def on_move(uid: int, step: int) -> None:
     rows = _rows()
     i = next(k for k, (u, _) in enumerate(rows) if u == uid)
     j = i + step
@@ -88,92 +120,132 @@ def _on_move(uid: int, step: int) -> None:
         rows[i], rows[j] = rows[j], rows[i]
 
 
-def _on_remove(uid: int) -> None:
+def on_remove(uid: int) -> None:
     st.session_state[ROWS] = [r for r in _rows() if r[0] != uid]
 
 
-def _on_add(shapes: list[tuple[int, ...]]) -> None:
+def on_add(shapes: list[tuple[int, ...]]) -> None:
     """Insert a layer at the chosen position, with arguments that fit the shape arriving there."""
-    kind = st.session_state["model.add_kind"]
     rows = _rows()
     pos = min(max(int(st.session_state.get("model.add_pos") or len(rows)), 0), len(rows))
-    args = {k: v for k, v in LAYER_ARGS[kind].items()}
-    arriving = shapes[pos] if pos < len(shapes) else None
-    if arriving is not None:
-        if len(arriving) == 3 and kind == "Conv2d":
-            args["in_channels"] = arriving[0]
-        elif len(arriving) == 3 and kind == "BatchNorm2d":
-            args["num_features"] = arriving[0]
-        elif len(arriving) == 1 and kind == "Linear":
-            args["in_features"] = arriving[0]
-    named = bool(rows) and all(layer.name for _, layer in rows)
-    name = None
-    if named:
-        taken = {layer.name for _, layer in rows}
-        n = 1
-        while f"{kind.lower()}{n}" in taken:
-            n += 1
-        name = f"{kind.lower()}{n}"
+    layer = new_layer(st.session_state["model.add_kind"], shapes[pos] if pos < len(shapes) else None,
+                      [x.name for _, x in rows])
     uid = st.session_state.get(NEXT_UID, 0)
     st.session_state[NEXT_UID] = uid + 1
-    rows.insert(pos, (uid, LayerSpec(kind, args, name)))
+    rows.insert(pos, (uid, layer))
 
 
-def _on_keep(spec: ModelSpec) -> None:
+def on_keep(spec: ModelSpec) -> None:
     _new_rows(spec)
 
 
-def _on_discard(spec: ModelSpec) -> None:
+def on_discard(spec: ModelSpec) -> None:
     state.set_spec(spec)
     state.set_trained(None)
     st.session_state["model.flash_ok"] = t("model.trained_discarded")
 
 
+# ----------------------------------------------------------------------------------------------- the link
+def link_load(shape: tuple[int, int, int], classes: int, values: dict) -> None:
+    """A link's network becomes the edited one (the usual checks then run on it); without one, its preset."""
+    st.session_state["model.preset"] = values["preset"]
+    spec = values["net"]
+    if spec is None:
+        spec = starting_network(values["preset"], shape, classes)
+    elif tuple(values["input"]) != tuple(shape):
+        st.session_state["model.flash_info"] = t("model.link_input", link=fmt_shape(values["input"]),
+                                                 shape=fmt_shape(shape))
+    _new_rows(spec)
+
+
+def link_save(shape: tuple[int, int, int]) -> dict:
+    """The edited network (as it is, broken or not), the dataset's input and the preset, as link values."""
+    spec = canonical(ModelSpec(tuple(layer for _, layer in _rows())))
+    try:
+        net = spec if spec.layers and spec.to_text() else None
+    except ValueError:  # a value a link cannot hold: the URL leaves the network out
+        net = None
+    return {"net": net, "input": tuple(shape), "preset": st.session_state.get("model.preset", PRESETS[0])}
+
+
+def page_link(shape: tuple[int, int, int], classes: int) -> PageLink:
+    return PageLink("model", load=functools.partial(link_load, shape, classes),
+                    save=functools.partial(link_save, shape))
+
+
 # ----------------------------------------------------------------------------------------------- editor widgets
-def _arg_widget(col, uid: int, kind: str, arg: str, how: str, value):
-    key = f"model.l{uid}.{kind}.{arg}"
-    label = t(f"model.arg.{arg}")
-    if how == "bool":
+def arg_widget(col, uid: int, kind: str, name: str, value):
+    """One argument's widget, as its kind's entry says (whole number, optional, decimal, true/false)."""
+    arg = KINDS[kind].arg(name)
+    key = f"model.l{uid}.{kind}.{name}"
+    label = t(arg.label)
+    if arg.widget == "bool":
         return col.checkbox(label, value=bool(value), key=key)
-    if how == "float":
+    if arg.widget == "float":
         return col.number_input(label, value=float(value), step=0.05, format="%.2f", key=key)
-    if how == "opt":
+    if isinstance(value, (list, tuple)):  # a [h, w] pair (from a file or a link): shown, kept as it is
+        col.caption(f"{name}={list(value)}")
+        return value
+    if arg.widget == "opt":
         return col.number_input(label, value=None if value is None else int(value), step=1, key=key,
                                 placeholder=t("model.arg.stride_default"))
     shown = int(value) if isinstance(value, int) and not isinstance(value, bool) else 1
     return col.number_input(label, value=shown, step=1, key=key)
 
 
-def layer_editor() -> tuple[ModelSpec, dict[int, object]]:
-    """One compact row per layer; returns the edited spec and a label slot per layer (filled after checking)."""
+def layer_row(i: int, uid: int, layer: LayerSpec, last: bool) -> tuple[LayerSpec, object]:
+    """One compact row: index label slot, kind, its arguments, move and remove buttons."""
+    with st.container(border=True, key=f"model.row{uid}"):
+        cols = st.columns([0.5, 1.4, 1, 1, 1, 1, 1, 1.0], vertical_alignment="bottom")
+        slot = cols[0].empty()
+        kinds = list(KINDS)
+        kind = cols[1].selectbox(t("model.layer_type"), kinds, index=kinds.index(layer.kind)
+                                 if layer.kind in kinds else 0, key=f"model.l{uid}.kind")
+        entry = KINDS[kind]
+        args = dict(layer.args) if kind == layer.kind else dict(entry.start)
+        for col, name in zip(cols[2:7], entry.edit):
+            # an argument left out means torch's default (Conv2d padding 0), not the builder's starting value
+            args[name] = arg_widget(col, uid, kind, name, entry.shown(name, args))
+        if not entry.edit:
+            cols[2].caption(t("model.no_args"))
+        with cols[7].container(horizontal=True, gap=None, horizontal_alignment="right"):
+            st.button("↑", key=f"model.l{uid}.up", on_click=on_move, args=(uid, -1), disabled=i == 0,
+                      help=t("model.move_up"), type="tertiary")
+            st.button("↓", key=f"model.l{uid}.down", on_click=on_move, args=(uid, 1), disabled=last,
+                      help=t("model.move_down"), type="tertiary")
+            st.button("✕", key=f"model.l{uid}.remove", on_click=on_remove, args=(uid,),
+                      help=t("model.remove"), type="tertiary")
+    return LayerSpec(kind, args, layer.name), slot
+
+
+def layer_editor() -> tuple[ModelSpec, list]:
+    """Every layer's row; the edited spec (canonical) and a label slot per layer (filled after checking)."""
     rows = _rows()
-    edited = []
-    slots = {}
+    edited, slots = [], []
     for i, (uid, layer) in enumerate(rows):
-        with st.container(border=True, key=f"model.row{uid}"):
-            cols = st.columns([0.5, 1.4, 1, 1, 1, 1, 1, 1.0], vertical_alignment="bottom")
-            slots[i] = cols[0].empty()
-            kinds = list(LAYER_KINDS)
-            kind = cols[1].selectbox(t("model.layer_type"), kinds, index=kinds.index(layer.kind)
-                                     if layer.kind in kinds else 0, key=f"model.l{uid}.kind")
-            args = dict(layer.args) if kind == layer.kind else dict(LAYER_ARGS[kind])
-            fields = EDIT_ARGS.get(kind, [])
-            for col, (arg, how) in zip(cols[2:7], fields):
-                # an argument left out means torch's default (Conv2d padding 0), not the builder's starting value
-                shown = args[arg] if arg in args else TORCH_DEFAULTS.get(kind, {}).get(arg, LAYER_ARGS[kind].get(arg))
-                args[arg] = _arg_widget(col, uid, kind, arg, how, shown)
-            if not fields:
-                cols[2].caption(t("model.no_args"))
-            with cols[7].container(horizontal=True, gap=None, horizontal_alignment="right"):
-                st.button("↑", key=f"model.l{uid}.up", on_click=_on_move, args=(uid, -1), disabled=i == 0,
-                          help=t("model.move_up"), type="tertiary")
-                st.button("↓", key=f"model.l{uid}.down", on_click=_on_move, args=(uid, 1),
-                          disabled=i == len(rows) - 1, help=t("model.move_down"), type="tertiary")
-                st.button("✕", key=f"model.l{uid}.remove", on_click=_on_remove, args=(uid,),
-                          help=t("model.remove"), type="tertiary")
-        edited.append((uid, LayerSpec(kind, args, layer.name)))
+        layer, slot = layer_row(i, uid, layer, i == len(rows) - 1)
+        edited.append((uid, layer))
+        slots.append(slot)
     st.session_state[ROWS] = edited
     return canonical(ModelSpec(tuple(layer for _, layer in edited))), slots
+
+
+def add_row(draft: ModelSpec, shapes_at: list[tuple[int, ...]]) -> None:
+    with st.container(border=True):
+        acol, pos_col, add_col, _ = st.columns([1.5, 1, 1, 2], vertical_alignment="bottom")
+        acol.selectbox(t("model.add_kind"), list(KINDS), key="model.add_kind")
+        pos_col.number_input(t("model.add_pos"), min_value=0, max_value=len(draft.layers), value=len(draft.layers),
+                             step=1, key="model.add_pos")
+        add_col.button(t("model.add"), key="model.add", on_click=on_add, args=(shapes_at,), icon=":material/add:")
+
+
+def label_rows(slots: list, draft: ModelSpec, problem: CourseError | None) -> None:
+    """Each row's index as print(model) shows it, red where the network breaks."""
+    bad_index = problem.params.get("index") if problem is not None else None
+    named = bool(draft.layers) and all(layer.name for layer in draft.layers)
+    names = [layer.name if named else str(i) for i, layer in enumerate(draft.layers)]
+    for i, slot in enumerate(slots):
+        slot.markdown(f":red[**({names[i]}) ⚠**]" if i == bad_index else f"**({names[i]})**")
 
 
 # ----------------------------------------------------------------------------------------------- pictures
@@ -254,106 +326,83 @@ def _vgg_freeze(name: str):
     return freeze_features(modify(vgg16(), name))
 
 
-# ================================================================================================ the page
-input_shape, num_classes, dataset_title = dataset_input()
-c_in, h_in, w_in = input_shape
+# ================================================================================================ sections
+def intro(shape: tuple[int, int, int], classes: int, title: str) -> None:
+    st.title(t("model.title"))
+    st.markdown(prose("model_intro"))
+    st.info(t("model.input", dataset=title, c=shape[0], h=shape[1], w=shape[2], classes=classes),
+            icon=":material/photo_library:")
 
-st.title(t("model.title"))
-st.markdown(prose("model_intro"))
-st.info(t("model.input", dataset=dataset_title, c=c_in, h=h_in, w=w_in, classes=num_classes),
-        icon=":material/photo_library:")
 
-if ROWS not in st.session_state:
-    start = state.current_spec()
-    if start is None and state.trained() is not None:
-        start = state.trained().spec  # a loaded model is the starting point, not a preset that would replace it
-    if start is None:
-        try:
-            start = preset("course", c_in, num_classes, (h_in, w_in))
-        except CourseError:
-            start = preset("linear", c_in, num_classes, (h_in, w_in))
-    _new_rows(start)
+def flash_messages() -> None:
+    """What a callback (or a link) had to say, once."""
+    for key, show in FLASHES:
+        if key in st.session_state:
+            show(st.session_state.pop(key))
 
-for flash, show in (("model.flash", st.error), ("model.flash_ok", st.success)):
-    if flash in st.session_state:
-        show(st.session_state.pop(flash))
 
-SECTIONS = ("build", "code", "maps", "vgg")
-# only the chosen section runs: VGG16 and the feature maps cost nothing while the student edits layers
-section = st.segmented_control(t("model.section"), SECTIONS, default="build", required=True,
-                               format_func={k: t(f"model.tab_{k}") for k in SECTIONS}.get, key="model.section",
-                               label_visibility="collapsed") or "build"
+def section_picker():
+    """The section shown, and a place for the "Copy link" control (filled at the end, with the final network).
+    Only the chosen section runs: VGG16 and the feature maps cost nothing while the student edits layers."""
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    titles = {k: t(v) for k, v in SECTION_TITLES.items()}
+    section = left.segmented_control(t("model.section"), SECTIONS, default="build", required=True,
+                                     format_func=titles.get, key="model.section",
+                                     label_visibility="collapsed") or "build"
+    return section, right.container()
 
-if section == "build":
-    pcol, bcol, _ = st.columns([2, 1, 2], vertical_alignment="bottom")
-    pcol.selectbox(t("model.preset"), PRESETS, format_func={p: t(f"model.preset.{p}") for p in PRESETS}.get,
-                   key="model.preset")
-    bcol.button(t("model.load_preset"), key="model.load_preset", on_click=_on_preset,
-                args=(input_shape, num_classes), icon=":material/restart_alt:")
 
-    st.subheader(t("model.layers"))
-    draft, slots = layer_editor()
-    rows_ok, problem = check_partial(draft, input_shape)
-    shapes_at = [tuple(input_shape)] + [r.output_shape for r in rows_ok]
-
-    with st.container(border=True):
-        acol, pos_col, add_col, _ = st.columns([1.5, 1, 1, 2], vertical_alignment="bottom")
-        acol.selectbox(t("model.add_kind"), LAYER_KINDS, key="model.add_kind")
-        pos_col.number_input(t("model.add_pos"), min_value=0, max_value=len(draft.layers), value=len(draft.layers),
-                             step=1, key="model.add_pos")
-        add_col.button(t("model.add"), key="model.add", on_click=_on_add, args=(shapes_at,), icon=":material/add:")
-
-    # label each row: its index as print(model) shows it, red where the network breaks
-    bad_index = problem.params.get("index") if problem is not None else None
-    names = [layer.name or str(i) for i, layer in enumerate(draft.layers)] if draft.layers and all(
-        layer.name for layer in draft.layers) else [str(i) for i in range(len(draft.layers))]
-    for i, slot in slots.items():
-        slot.markdown(f":red[**({names[i]}) ⚠**]" if i == bad_index else f"**({names[i]})**")
-
-    if problem is None:
-        summary = summarize(draft, input_shape)
-        current, ckpt = state.current_spec(), state.trained()
-        if not same_network(draft, current):
-            if ckpt is not None and not same_network(ckpt.spec, draft):
-                st.warning(t("model.trained_warning"), icon=":material/warning:")
-                k1, k2, _ = st.columns([1.3, 1, 2])
-                k1.button(t("model.discard"), key="model.discard", on_click=_on_discard, args=(draft,),
-                          type="primary")
-                k2.button(t("model.keep"), key="model.keep", on_click=_on_keep,
-                          args=(current if current is not None else ckpt.spec,))
-            else:
-                state.set_spec(draft)
-        st.success(t("model.valid", params=f"{summary.total_params:,}",
-                     shape="[" + ", ".join(str(s) for s in (BATCH, *summary.output_shape)) + "]"),
-                   icon=":material/check_circle:")
-        m1, m2, m3, m4 = st.columns(4)
-        m1.metric(t("model.total_params"), f"{summary.total_params:,}")
-        m2.metric(t("model.trainable"), f"{summary.trainable_params:,}")
-        m3.metric(t("model.size_mb"), f"{summary.size_mb:.2f} MB")
-        m4.metric(t("model.macs"), f"{summary.total_macs / 1e6:.2f} M")
-        if summary.output_shape != (num_classes,):
-            st.warning(t("model.classes_mismatch", out="×".join(map(str, summary.output_shape)), classes=num_classes),
-                       icon=":material/info:")
-        shown_rows = summary.rows
-    else:
-        st.error(error_text(problem), icon=":material/error:")
-        fixed = fix_spec(draft, input_shape)
-        if fixed is not None:
-            st.button(t("model.fix"), key="model.fix", on_click=_on_fix, args=(draft, input_shape), type="primary",
-                      icon=":material/build:")
+def valid_network(draft: ModelSpec, shape: tuple[int, int, int], classes: int) -> list:
+    """A network whose shapes fit: it becomes the current one (asking first if it would replace a trained
+    model of another structure), with its totals. Returns its rows."""
+    summary = summarize(draft, shape)
+    current, ckpt = state.current_spec(), state.trained()
+    if not same_network(draft, current):
+        if ckpt is not None and not same_network(ckpt.spec, draft):
+            st.warning(t("model.trained_warning"), icon=":material/warning:")
+            k1, k2, _ = st.columns([1.3, 1, 2])
+            k1.button(t("model.discard"), key="model.discard", on_click=on_discard, args=(draft,), type="primary")
+            k2.button(t("model.keep"), key="model.keep", on_click=on_keep,
+                      args=(current if current is not None else ckpt.spec,))
         else:
-            st.caption(t("model.no_fix"))
-        if state.current_spec() is not None:
-            st.caption(t("model.kept_last"))
-        shown_rows = rows_ok
+            state.set_spec(draft)
+    st.success(t("model.valid", params=f"{summary.total_params:,}",
+                 shape="[" + ", ".join(str(s) for s in (BATCH, *summary.output_shape)) + "]"),
+               icon=":material/check_circle:")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric(t("model.total_params"), f"{summary.total_params:,}")
+    m2.metric(t("model.trainable"), f"{summary.trainable_params:,}")
+    m3.metric(t("model.size_mb"), f"{summary.size_mb:.2f} MB")
+    m4.metric(t("model.macs"), f"{summary.total_macs / 1e6:.2f} M")
+    if summary.output_shape != (classes,):
+        st.warning(t("model.classes_mismatch", out="×".join(map(str, summary.output_shape)), classes=classes),
+                   icon=":material/info:")
+    return list(summary.rows)
 
-    if shown_rows:
+
+def broken_network(draft: ModelSpec, problem: CourseError, shape: tuple[int, int, int]) -> None:
+    """The first problem, in words, and the one-click fix where there is one; the last valid network is kept."""
+    st.error(error_text(problem), icon=":material/error:")
+    if fix_spec(draft, shape) is not None:
+        st.button(t("model.fix"), key="model.fix", on_click=on_fix, args=(draft, shape), type="primary",
+                  icon=":material/build:")
+    else:
+        st.caption(t("model.no_fix"))
+    if state.current_spec() is not None:
+        st.caption(t("model.kept_last"))
+
+
+def layer_table(shape: tuple[int, int, int], rows: list) -> None:
+    if rows:
         st.subheader(t("model.table"))
-        st.table(summary_table(shown_rows), hide_index=True)  # static: no data-grid JavaScript to load first
+        st.table(summary_table(rows), hide_index=True)  # static: no data-grid JavaScript to load first
         with st.container(key="model.volumes"):
-            st.markdown(volume_svg(input_shape, shown_rows), unsafe_allow_html=True)  # st.html drops SVG
+            st.markdown(volume_svg(shape, rows), unsafe_allow_html=True)  # st.html drops SVG
         st.caption(t("model.picture_caption"))
 
+
+def padding_explainer(h_in: int) -> None:
+    """Why padding=2 keeps 32×32: the size formula for every padding (dl_core.arithmetic's text)."""
     st.subheader(t("model.padding_title"))
     st.markdown(prose("model_padding"))
     st.latex(r"H_{out} = \left\lfloor \frac{H_{in} + 2\,p - d\,(k-1) - 1}{s} \right\rfloor + 1")
@@ -370,88 +419,123 @@ if section == "build":
     else:
         st.markdown(t("model.pad_none", h=int(pad_h), k=int(pad_k), s=int(pad_s)))
 
-spec = state.current_spec()
-if section == "code":
-    if spec is None:
-        st.info(t("model.no_valid"))
-    else:
-        st.markdown(t("model.print_intro"))
-        st.code(print_model(spec), language="text")
-        st.markdown(t("model.code_intro", c=c_in, h=h_in, w=w_in))
-        ordered = st.toggle(t("model.ordered"), key="model.ordered")
-        show_code(model_code(spec, input_shape, ordered=ordered), key="model.code", filename="model.py",
-                  expanded=True)
 
-if section == "maps":
-    st.markdown(prose("model_maps"))
+def build_section(shape: tuple[int, int, int], classes: int) -> None:
+    """Preset, the layer editor, then the one check (`check_partial`) and what it says."""
+    pcol, bcol, _ = st.columns([2, 1, 2], vertical_alignment="bottom")
+    pcol.selectbox(t("model.preset"), PRESETS, format_func={p: t(v) for p, v in PRESET_TITLES.items()}.get,
+                   key="model.preset")
+    bcol.button(t("model.load_preset"), key="model.load_preset", on_click=on_preset, args=(shape, classes),
+                icon=":material/restart_alt:")
+    st.subheader(t("model.layers"))
+    draft, slots = layer_editor()
+    rows_ok, problem = check_partial(draft, shape)
+    add_row(draft, [tuple(shape)] + [r.output_shape for r in rows_ok])
+    label_rows(slots, draft, problem)
+    if problem is None:
+        rows_ok = valid_network(draft, shape, classes)
+    else:
+        broken_network(draft, problem, shape)
+    layer_table(shape, rows_ok)
+    padding_explainer(shape[1])
+
+
+def code_section(shape: tuple[int, int, int]) -> None:
+    """print(model) and the course's model.py for the current network."""
+    spec = state.current_spec()
     if spec is None:
         st.info(t("model.no_valid"))
-    else:
-        ckpt = state.trained()
-        usable = ckpt is not None and same_network(ckpt.spec, spec) and ckpt.input_shape == tuple(input_shape)
-        weights = st.radio(t("model.maps_weights"), ["untrained", "trained"] if usable else ["untrained"],
-                           format_func={w: t(f"model.maps_{w}") for w in ("untrained", "trained")}.get,
-                           key="model.maps_weights", horizontal=True)
-        if not usable:
-            st.caption(t("model.maps_no_trained"))
-        # The picture last predicted on the Predict page, when it fits this network's input.
-        seen = st.session_state.get("predict.last_image")
-        seen = seen if seen is not None and tuple(seen.shape) == (c_in, h_in, w_in) else None
-        sources = ["sample", "upload"] + (["predict"] if seen is not None else [])
-        source = st.radio(t("model.maps_source"), sources,
-                          format_func={s: t(f"model.maps_{s}") for s in ("sample", "upload", "predict")}.get,
-                          key="model.maps_source", horizontal=True)
-        image, classes = None, None
-        if source == "predict":
-            image = seen
-        elif source == "upload":
-            up = st.file_uploader(t("model.maps_upload"), type=["png", "jpg", "jpeg", "bmp", "webp"],
-                                  key="model.maps_file")
-            if up is not None:
-                try:
-                    image = decode_image(up.getvalue(), c_in, (h_in, w_in))
-                except CourseError as exc:
-                    st.error(error_text(exc), icon=":material/error:")
-        elif st.toggle(t("model.maps_load"), key="model.maps_on"):
-            test_set = current_dataset(train=False)
-            if test_set is not None:
-                index = st.number_input(t("model.maps_index"), min_value=0, max_value=len(test_set) - 1, value=0,
-                                        step=1, key="model.maps_index")
-                image, classes = test_set.images[int(index)], list(test_set.classes)
-                st.caption(t("model.maps_label", label=test_set.classes[int(test_set.targets[int(index)])]))
-        if image is not None:
+        return
+    st.markdown(t("model.print_intro"))
+    st.code(print_model(spec), language="text")
+    explain = t("model.code_intro", c=shape[0], h=shape[1], w=shape[2])
+    st.markdown(explain)
+    ordered = st.toggle(t("model.ordered"), key="model.ordered")
+    show_code(model_code(spec, shape, ordered=ordered), key="model.code", filename="model.py", expanded=True,
+              explain=explain)
+
+
+def maps_image(shape: tuple[int, int, int]):
+    """The picture to send through the network: a test sample, an upload or the last predicted one.
+    Returns (uint8 [C, H, W] or None, class names or None)."""
+    seen = st.session_state.get("predict.last_image")
+    seen = seen if seen is not None and tuple(seen.shape) == tuple(shape) else None
+    sources = ["sample", "upload"] + (["predict"] if seen is not None else [])
+    source = st.radio(t("model.maps_source"), sources, format_func={s: t(v) for s, v in MAPS_SOURCES.items()}.get,
+                      key="model.maps_source", horizontal=True)
+    if source == "predict":
+        return seen, None
+    if source == "upload":
+        up = st.file_uploader(t("model.maps_upload"), type=["png", "jpg", "jpeg", "bmp", "webp"], key="model.maps_file")
+        if up is not None:
             try:
-                if weights == "trained" and usable:
-                    outs = layer_outputs(ckpt.build(), image_input(image, ckpt.preprocessing))
-                else:
-                    outs = layer_outputs(build_model_seeded(spec, 0), image_input(image))
+                return decode_image(up.getvalue(), shape[0], shape[1:]), None
             except CourseError as exc:
                 st.error(error_text(exc), icon=":material/error:")
-                outs = []
-            st.image(image.permute(1, 2, 0).numpy() if c_in == 3 else image[0].numpy(), width=96,
-                     caption=t("model.picture_input"))
-            max_ch = st.slider(t("model.maps_channels"), 4, 32, 8, step=4, key="model.maps_channels")
-            maps_box = st.container(key="model.maps_out")
-            for name, kind, out in outs:
-                shape = "×".join(map(str, out.shape))
-                if out.dim() == 3:
-                    maps_box.markdown(f"**({name}) {kind}** → `{shape}`")
-                    grid = channel_grid(out, max_channels=int(max_ch)).numpy()
-                    maps_box.image(list(grid), width=56, caption=[f"{k}" for k in range(grid.shape[0])])
-                elif out.numel() <= 64:
-                    maps_box.markdown(f"**({name}) {kind}** → `{shape}`")
-                    vals = out.numpy()
-                    if weights == "trained" and usable:
-                        classes = list(ckpt.classes)
-                    ticks = classes if classes is not None and len(classes) == vals.size else np.arange(vals.size)
-                    fig = go.Figure(go.Bar(x=ticks, y=vals, marker_color="#1f77b4"))
-                    fig.update_layout(height=180, margin=dict(l=10, r=10, t=10, b=20))
-                    maps_box.plotly_chart(fig, key=f"model.maps_bar{name}", config={"displayModeBar": False})
-                else:
-                    maps_box.markdown(f"**({name}) {kind}** → `{shape}` · {t('model.maps_flat')}")
+        return None, None
+    if st.toggle(t("model.maps_load"), key="model.maps_on"):
+        test_set = current_dataset(train=False)
+        if test_set is not None:
+            index = int(st.number_input(t("model.maps_index"), min_value=0, max_value=len(test_set) - 1, value=0,
+                                        step=1, key="model.maps_index"))
+            st.caption(t("model.maps_label", label=test_set.classes[int(test_set.targets[index])]))
+            return test_set.images[index], list(test_set.classes)
+    return None, None
 
-if section == "vgg":
-    st.markdown(prose("model_vgg"))
+
+def show_maps(outs: list, classes: list | None) -> None:
+    """Each layer's output: channel pictures for feature maps, a bar chart for a short vector."""
+    max_ch = st.slider(t("model.maps_channels"), 4, 32, 8, step=4, key="model.maps_channels")
+    maps_box = st.container(key="model.maps_out")
+    for name, kind, out in outs:
+        shape = "×".join(map(str, out.shape))
+        if out.dim() == 3:
+            maps_box.markdown(f"**({name}) {kind}** → `{shape}`")
+            grid = channel_grid(out, max_channels=int(max_ch)).numpy()
+            maps_box.image(list(grid), width=56, caption=[f"{k}" for k in range(grid.shape[0])])
+        elif out.numel() <= 64:
+            maps_box.markdown(f"**({name}) {kind}** → `{shape}`")
+            vals = out.numpy()
+            ticks = classes if classes is not None and len(classes) == vals.size else np.arange(vals.size)
+            fig = go.Figure(go.Bar(x=ticks, y=vals, marker_color="#1f77b4"))
+            fig.update_layout(height=180, margin=dict(l=10, r=10, t=10, b=20))
+            maps_box.plotly_chart(fig, key=f"model.maps_bar{name}", config={"displayModeBar": False})
+        else:
+            maps_box.markdown(f"**({name}) {kind}** → `{shape}` · {t('model.maps_flat')}")
+
+
+def maps_section(shape: tuple[int, int, int]) -> None:
+    """One picture through the current network (untrained, or the trained weights when they fit)."""
+    st.markdown(prose("model_maps"))
+    spec = state.current_spec()
+    if spec is None:
+        st.info(t("model.no_valid"))
+        return
+    ckpt = state.trained()
+    usable = ckpt is not None and same_network(ckpt.spec, spec) and ckpt.input_shape == tuple(shape)
+    weights = st.radio(t("model.maps_weights"), ["untrained", "trained"] if usable else ["untrained"],
+                       format_func={w: t(v) for w, v in MAPS_WEIGHTS.items()}.get, key="model.maps_weights",
+                       horizontal=True)
+    if not usable:
+        st.caption(t("model.maps_no_trained"))
+    image, classes = maps_image(shape)
+    if image is None:
+        return
+    trained = weights == "trained" and usable
+    try:
+        if trained:
+            outs = layer_outputs(ckpt.build(), image_input(image, ckpt.preprocessing))
+        else:
+            outs = layer_outputs(build_model_seeded(spec, 0), image_input(image))
+    except CourseError as exc:
+        st.error(error_text(exc), icon=":material/error:")
+        outs = []
+    st.image(image.permute(1, 2, 0).numpy() if shape[0] == 3 else image[0].numpy(), width=96,
+             caption=t("model.picture_input"))
+    show_maps(outs, list(ckpt.classes) if trained else classes)
+
+
+def vgg_tree() -> None:
     tree = _vgg_tree()
     st.metric(t("model.vgg_total"), f"{tree.params:,}")
     for child in tree.children:
@@ -463,8 +547,29 @@ if section == "vgg":
                              hide_index=True, width="stretch", key=f"model.vgg_{child.name}")
             else:
                 st.code(f"{child.kind}({child.line})", language="text")
+
+
+def vgg_weights() -> None:
+    """The pretrained weights: used from the local torch cache only, never downloaded."""
+    if not pretrained_available():
+        st.info(t("model.vgg_weights_missing", path=str(pretrained_path())), icon=":material/cloud_off:")
+        return
+    st.success(t("model.vgg_weights_found", path=str(pretrained_path())), icon=":material/check_circle:")
+    if st.button(t("model.vgg_load_weights"), key="model.vgg_load"):
+        try:
+            loaded = _vgg_pretrained()
+            st.success(t("model.vgg_weights_loaded", params=f"{count_parameters(loaded):,}"))
+        except CourseError as exc:
+            st.error(error_text(exc), icon=":material/error:")
+
+
+def vgg_section() -> None:
+    """Course step 15: VGG16's tree, the course's three modifications, freezing `features`."""
+    explain = prose("model_vgg")
+    st.markdown(explain)
+    vgg_tree()
     st.subheader(t("model.vgg_modify"))
-    mod = st.radio(t("model.vgg_which"), MODIFICATIONS, format_func={m: t(f"model.vgg_{m}") for m in MODIFICATIONS}.get,
+    mod = st.radio(t("model.vgg_which"), MODIFICATIONS, format_func={m: t(v) for m, v in VGG_TITLES.items()}.get,
                    key="model.vgg_mod")
     diff = _vgg_diff(mod)
     st.code(diff.code, language="python")
@@ -483,15 +588,36 @@ if section == "vgg":
         f1.metric(t("model.vgg_total"), f"{fr.total:,}")
         f2.metric(t("model.vgg_frozen"), f"{fr.frozen:,}")
         f3.metric(t("model.trainable"), f"{fr.trainable:,}")
-    if pretrained_available():
-        st.success(t("model.vgg_weights_found", path=str(pretrained_path())), icon=":material/check_circle:")
-        if st.button(t("model.vgg_load_weights"), key="model.vgg_load"):
-            try:
-                loaded = _vgg_pretrained()
-                st.success(t("model.vgg_weights_loaded", params=f"{count_parameters(loaded):,}"))
-            except CourseError as exc:
-                st.error(error_text(exc), icon=":material/error:")
-    else:
-        st.info(t("model.vgg_weights_missing", path=str(pretrained_path())), icon=":material/cloud_off:")
+    vgg_weights()
     show_code(vgg_code(mod, freeze=freeze, pretrained=pretrained_available()), key="model.vgg_code",
-              filename="vgg16.py")
+              filename="vgg16.py", explain=explain)
+
+
+def show_section(section: str, shape: tuple[int, int, int], classes: int) -> None:
+    if section == "build":
+        build_section(shape, classes)
+    elif section == "code":
+        code_section(shape)
+    elif section == "maps":
+        maps_section(shape)
+    else:
+        vgg_section()
+
+
+def finish(link: PageLink, slot) -> None:
+    """The URL follows the network (and the "Copy link" control shows it), after every widget has run."""
+    link.publish()
+    with slot:
+        link.copy_button()
+
+
+# ================================================================================================ the page
+INPUT_SHAPE, NUM_CLASSES, DATASET_TITLE = dataset_input()
+intro(INPUT_SHAPE, NUM_CLASSES, DATASET_TITLE)
+LINK = page_link(INPUT_SHAPE, NUM_CLASSES)
+LINK.apply()  # before the widgets: a link's network becomes the edited one
+start_rows(INPUT_SHAPE, NUM_CLASSES)
+flash_messages()
+SECTION, LINK_SLOT = section_picker()
+show_section(SECTION, INPUT_SHAPE, NUM_CLASSES)
+finish(LINK, LINK_SLOT)

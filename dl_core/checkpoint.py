@@ -6,7 +6,6 @@ state_dict as the course's train.py saves it (way 2), or a whole model (way 1,
 """
 from __future__ import annotations
 
-import inspect
 import io
 import itertools
 import math
@@ -24,10 +23,11 @@ import torch
 import torchvision
 from torch import nn
 
+from dl_core import layer_kinds
+from dl_core.datasets import DATASETS
 from dl_core.errors import CourseError
-from dl_core.models import (
-    LAYER_KINDS, MAX_LAYERS, MAX_PARAMETERS, LayerSpec, ModelSpec, build_model, check_spec, course_cnn,
-)
+from dl_core.layer_kinds import KINDS
+from dl_core.models import MAX_LAYERS, MAX_PARAMETERS, LayerSpec, ModelSpec, build_model, check_spec, course_cnn
 from dl_core.preprocess import Preprocessing
 
 FORMAT = "torch-classroom/1"
@@ -41,10 +41,10 @@ MAX_INPUT_SIDE = 512  # saved preprocessing: the largest input side a checkpoint
 MAX_HISTORY_ITEMS = 200_000  # values in a checkpoint's history, all lists and dicts together
 MAX_INFER_CANDIDATES = 1_024  # spec fillings tried when inferring a network from a state_dict
 MAX_INFER_SECONDS = 1.0
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_CLASSES = list(DATASETS["cifar10"].classes)  # the course's classes: a file from home predicts them
 
 # torch.nn layer classes a whole-model file (way 1) may contain; nothing else from torch is allowlisted.
-ALLOWED_LAYERS: tuple[type[nn.Module], ...] = tuple(getattr(nn, k) for k in LAYER_KINDS) + (nn.Sequential,)
+ALLOWED_LAYERS: tuple[type[nn.Module], ...] = tuple(k.torch_class for k in KINDS.values()) + (nn.Sequential,)
 _ALLOWED_PATHS = {f"{c.__module__}.{c.__qualname__}" for c in ALLOWED_LAYERS}
 # Modules whose names may never be mapped to the stand-in (the classic pickle exploits live here).
 _NEVER_MAP = set(sys.stdlib_module_names) | {"torch", "torchvision", "numpy", "builtins", "__builtin__"}
@@ -117,11 +117,6 @@ def save(path: str | os.PathLike, model: nn.Module, spec: ModelSpec, classes: li
     """Write `model` as our checkpoint, atomically (temporary file, then replace)."""
     ckpt = Checkpoint(spec=spec, state_dict=model.state_dict(), classes=list(classes),
                       preprocessing=preprocessing, dataset=dataset, history=history or {})
-    return _atomic_write(Path(path), to_bytes(ckpt))
-
-
-def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
-    """Write an in-memory Checkpoint atomically."""
     return _atomic_write(Path(path), to_bytes(ckpt))
 
 
@@ -504,41 +499,37 @@ def _plain(value: Any) -> bool:
     return False
 
 
+def _attribute(kind: str, key: str, value: Any) -> Any:
+    """A layer attribute as a spec value: Conv2d stores (5, 5), the course writes 5."""
+    if not _plain(value):  # a tensor, a string, a huge nested list: not what torch stores here
+        raise CourseError("ckpt.bad_layer", "layer {kind}: its attribute {arg} is not a number", kind=kind, arg=key)
+    if isinstance(value, (list, tuple)):
+        return value[0] if len(set(value)) == 1 else list(value)
+    return value
+
+
 def _layer_spec(m: nn.Module, name: str | None) -> LayerSpec:
-    """The spec of one unpickled torch layer, from its public attributes."""
-    kind = type(m).__name__
-    if kind not in LAYER_KINDS:
-        raise CourseError("ckpt.unsupported_layer", "layer {kind} cannot be rebuilt by the app", kind=kind)
-    g = vars(m).get
-    keys = {
-        "Conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups"),
-        "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
-        "AvgPool2d": ("kernel_size", "stride", "padding", "ceil_mode"),
-        "Linear": ("in_features", "out_features"),
-        "Flatten": ("start_dim", "end_dim"),
-        "Dropout": ("p",),
-        "BatchNorm2d": ("num_features", "eps", "momentum"),
-        "LeakyReLU": ("negative_slope",),
-    }.get(kind, ())
-    defaults = {n: p.default for n, p in inspect.signature(getattr(nn, kind)).parameters.items()}
+    """The spec of one unpickled torch layer, from its attributes: every argument of the torch class's
+    signature it stores (its kind's entry says which), torch's defaults left out."""
+    kind = KINDS.get(type(m).__name__)
+    if kind is None or type(m) is not kind.torch_class:
+        raise CourseError("ckpt.unsupported_layer", "layer {kind} cannot be rebuilt by the app", kind=type(m).__name__)
+    attrs = vars(m)
     args: dict[str, Any] = {}
-    for key in keys:
-        value = g(key)
-        if not _plain(value):  # a tensor, a string, a huge nested list: not what torch stores here
-            raise CourseError("ckpt.bad_layer", "layer {kind}: its attribute {arg} is not a number",
-                              kind=kind, arg=key)
-        if isinstance(value, list):
-            value = tuple(value)
-        if isinstance(value, tuple):  # Conv2d stores (5, 5); the course writes 5
-            value = value[0] if len(set(value)) == 1 else list(value)
-        if key == "stride" and kind.endswith("Pool2d") and value == args.get("kernel_size"):
+    for key in kind.signature:
+        if key not in attrs or (isinstance(attrs[key], str) and attrs[key] == kind.torch_defaults.get(key)):
+            continue  # not stored (a bias is a tensor), or a text default such as padding_mode="zeros"
+        value = _attribute(kind.name, key, attrs[key])
+        arg = kind.arg(key)
+        if arg is not None and arg.none_means and value == args.get(arg.none_means):
             continue  # pooling's stride defaults to its kernel size
-        if defaults.get(key, inspect.Parameter.empty) != value:
+        if not kind.says_nothing(key, value):
             args[key] = value
-    params = vars(m).get("_parameters")
-    if kind in ("Conv2d", "Linear") and isinstance(params, dict) and params.get("bias") is None:
-        args["bias"] = False
-    return LayerSpec(kind, args, name)
+    params = attrs.get("_parameters")
+    for arg in kind.args:
+        if arg.from_tensors and isinstance(params, dict) and params.get(arg.name) is None:
+            args[arg.name] = False  # Conv2d(..., bias=False): no bias tensor
+    return LayerSpec(kind.name, args, name)
 
 
 def _spec_from_modules(top: nn.Module) -> tuple[ModelSpec, str]:
@@ -562,19 +553,10 @@ def _spec_from_modules(top: nn.Module) -> tuple[ModelSpec, str]:
     return ModelSpec(layers), prefix
 
 
-def _int_arg(value: Any) -> int:
-    values = value if isinstance(value, (list, tuple)) else [value]
-    out = 1
-    for v in values[:2] if len(values) > 1 else values * 2:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            return -1
-        out *= v
-    return out
-
-
 def check_budget(spec: ModelSpec) -> int:
     """The builder's limits (MAX_LAYERS layers, MAX_PARAMETERS parameters) for a spec that came from a
-    file, by arithmetic on its arguments alone, before anything is built. Returns the parameter count."""
+    file, by arithmetic on its arguments alone (each kind's parameter rule), before anything is built.
+    Returns the parameter count."""
     if not spec.layers:
         raise CourseError("model.empty", "the network has no layers")
     if len(spec.layers) > MAX_LAYERS:
@@ -582,28 +564,12 @@ def check_budget(spec: ModelSpec) -> int:
                           count=len(spec.layers), limit=MAX_LAYERS)
     total = 0
     for layer in spec.layers:
-        a = layer.args
-        if layer.kind == "Conv2d":
-            sizes = [_int_arg(a.get("in_channels")), _int_arg(a.get("out_channels")),
-                     _int_arg(a.get("kernel_size"))]
-            groups = a.get("groups", 1)
-            if min(sizes) < 0 or isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-                raise CourseError("ckpt.bad_layer", "layer {kind}: its attribute {arg} is not a number",
-                                  kind=layer.kind, arg="in_channels/out_channels/kernel_size")
-            c_in, c_out = int(a["in_channels"]), int(a["out_channels"])
-            total += c_out * (c_in // groups) * sizes[2] + c_out
-        elif layer.kind == "Linear":
-            f_in, f_out = _int_arg(a.get("in_features")), _int_arg(a.get("out_features"))
-            if min(f_in, f_out) < 0:
-                raise CourseError("ckpt.bad_layer", "layer {kind}: its attribute {arg} is not a number",
-                                  kind=layer.kind, arg="in_features/out_features")
-            total += int(a["in_features"]) * int(a["out_features"]) + int(a["out_features"])
-        elif layer.kind == "BatchNorm2d":
-            n = _int_arg(a.get("num_features"))
-            if n < 0:
-                raise CourseError("ckpt.bad_layer", "layer {kind}: its attribute {arg} is not a number",
-                                  kind=layer.kind, arg="num_features")
-            total += 4 * int(a["num_features"])
+        kind = layer_kinds.get(layer.kind)
+        params = kind.parameter_count(layer.args)
+        if params is None:
+            raise CourseError("ckpt.bad_layer", "layer {kind}: its attribute {arg} is not a number",
+                              kind=layer.kind, arg="/".join(kind.required))
+        total += params
         if total > MAX_PARAMETERS:
             raise CourseError("model.too_big", "{params} parameters is more than the limit of {limit}",
                               params=f"{total:,}", limit=f"{MAX_PARAMETERS:,}")
@@ -657,72 +623,78 @@ def _course_candidates(sd: dict[str, torch.Tensor]) -> list[ModelSpec]:
     return [ModelSpec(tuple(layers)), ModelSpec(tuple(LayerSpec(l.kind, l.args, n) for l, n in zip(layers, names)))]
 
 
-def _infer_numbered(sd: dict[str, torch.Tensor], input_size: tuple[int, int] = (32, 32)) -> ModelSpec | None:
-    """A Sequential spec from numbered keys: weighted layers from tensor shapes, the gaps filled
-    with MaxPool2d(2) / ReLU / Flatten so that the first Linear gets exactly its in_features.
-
-    Bounded: each filling is checked by shape arithmetic (`check_spec`, nothing built or run),
-    at most MAX_INFER_CANDIDATES of them and for at most MAX_INFER_SECONDS.
-    """
+def _numbered_groups(sd: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]] | None:
+    """{0: {"weight": ..., "bias": ...}, 3: {...}} for a Sequential's keys (`0.weight`); None for other keys."""
     groups: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in sd.items():
         idx, _, param = k.partition(".")
         if not idx.isdigit() or len(idx) > 3 or "." in param:
             return None
         groups.setdefault(int(idx), {})[param] = v
-    last = max(groups)
-    if len(groups) > 24 or last > 40:
+    if len(groups) > 24 or max(groups) > 40:
+        return None
+    return groups
+
+
+def _gap_roles(fixed: dict[int, LayerSpec], gaps: list[int]) -> tuple[str, ...]:
+    """The most likely filling first. Conv → ReLU → MaxPool is the common pattern: the last gap of a
+    run pools, earlier ones activate; after a Linear, an activation."""
+    def role(i: int) -> str:
+        before = max((j for j in fixed if j < i), default=None)
+        if (i + 1) in gaps or (before is not None and fixed[before].kind == "Linear"):
+            return "activation"
+        return "pool"
+    return tuple(role(i) for i in gaps)
+
+
+def _infer_numbered(sd: dict[str, torch.Tensor], input_size: tuple[int, int] = (32, 32)) -> ModelSpec | None:
+    """A Sequential spec from numbered keys: layers with tensors recognised from their shapes (each kind's
+    `recognise`), the gaps filled with a pooling / an activation / Flatten (the kinds' `gap` guesses) so
+    that the first Linear gets exactly its in_features.
+
+    Bounded: each filling is checked by shape arithmetic (`check_spec`, nothing built or run),
+    at most MAX_INFER_CANDIDATES of them and for at most MAX_INFER_SECONDS.
+    """
+    groups = _numbered_groups(sd)
+    if groups is None:
         return None
     fixed: dict[int, LayerSpec] = {}
     for i, g in groups.items():
-        w = g.get("weight")
-        if w is None:
+        found = layer_kinds.recognise(g)
+        if found is None:
             return None
-        if w.dim() == 4 and min(w.shape) > 0:
-            k = int(w.shape[2])
-            fixed[i] = LayerSpec("Conv2d", {"in_channels": int(w.shape[1]), "out_channels": int(w.shape[0]),
-                                            "kernel_size": k, "padding": k // 2, "bias": "bias" in g})
-        elif w.dim() == 2 and min(w.shape) > 0:
-            fixed[i] = LayerSpec("Linear", {"in_features": int(w.shape[1]), "out_features": int(w.shape[0]),
-                                            "bias": "bias" in g})
-        elif w.dim() == 1 and "running_mean" in g and w.shape[0] > 0:
-            fixed[i] = LayerSpec("BatchNorm2d", {"num_features": int(w.shape[0])})
-        else:
-            return None
+        fixed[i] = LayerSpec(*found)
+    last = max(groups)
     gaps = [i for i in range(last + 1) if i not in fixed]
     first_linear = min((i for i, l in fixed.items() if l.kind == "Linear"), default=None)
-    if first_linear is None or len(gaps) > 12:
+    flatten_at = max((i for i in gaps if first_linear is not None and i < first_linear), default=None)
+    if flatten_at is None or len(gaps) > 12:
         return None
-    flatten_at = max((i for i in gaps if i < first_linear), default=None)
-    if flatten_at is None:
-        return None
-    others = [i for i in gaps if i != flatten_at]
-    channels = next((int(l.args["in_channels"]) for i, l in sorted(fixed.items()) if l.kind == "Conv2d"), 3)
     try:
         check_budget(ModelSpec(tuple(fixed[i] for i in sorted(fixed))))
     except CourseError:
         return None
+    fixed[flatten_at] = LayerSpec("Flatten")
+    others = [i for i in gaps if i != flatten_at]
+    channels = next((int(l.args["in_channels"]) for i, l in sorted(fixed.items()) if l.kind == "Conv2d"), 3)
+    return _fill_gaps(fixed, others, (channels, *input_size))
 
-    def preferred(i: int) -> str:
-        # Conv → ReLU → MaxPool is the common pattern: the last gap of a run pools, earlier ones activate.
-        before = max((j for j in fixed if j < i), default=None)
-        if (i + 1) in others or (before is not None and fixed[before].kind == "Linear"):
-            return "ReLU"
-        return "MaxPool2d"
 
-    first_try = tuple(preferred(i) for i in others)
-    choices = itertools.product(("MaxPool2d", "ReLU"), repeat=len(others))
+def _fill_gaps(fixed: dict[int, LayerSpec], gaps: list[int], input_shape: tuple[int, int, int]) -> ModelSpec | None:
+    """The first filling of `gaps` (each a pooling or an activation) whose shapes fit, within the budgets."""
+    fillers = layer_kinds.gap_fillers()
+    roles = tuple(fillers)
+    choices = itertools.chain([_gap_roles(fixed, gaps)], itertools.product(roles, repeat=len(gaps)))
     deadline = time.monotonic() + MAX_INFER_SECONDS
-    for n, choice in enumerate(itertools.chain([first_try], choices)):
+    for n, choice in enumerate(choices):
         if n >= MAX_INFER_CANDIDATES or time.monotonic() > deadline:
             return None
         layers = dict(fixed)
-        layers[flatten_at] = LayerSpec("Flatten")
-        for i, kind in zip(others, choice):
-            layers[i] = LayerSpec(kind, {"kernel_size": 2} if kind == "MaxPool2d" else {})
-        spec = ModelSpec(tuple(layers[i] for i in range(last + 1)))
+        for i, role in zip(gaps, choice):
+            layers[i] = LayerSpec(*fillers[role])
+        spec = ModelSpec(tuple(layers[i] for i in range(len(layers))))
         try:
-            check_spec(spec, (channels, *input_size))  # arithmetic only: nothing allocated
+            check_spec(spec, input_shape)  # arithmetic only: nothing allocated
         except CourseError:
             continue  # this filling does not fit; try the next one
         return spec
@@ -794,6 +766,27 @@ def check_preprocessing(d: Any) -> Preprocessing:
     return Preprocessing(size=(int(size[0]), int(size[1])), channels=int(channels), mean=mean, std=std)
 
 
+def _history_value(value: Any, depth: int, key: str, budget: list[int]) -> None:
+    """One value of a checkpoint's history (recursively), or ckpt.bad_history naming its key."""
+    budget[0] -= 1
+    damaged = budget[0] < 0 or depth > 4
+    if isinstance(value, (list, tuple)):
+        items = [("", v) for v in value]
+    elif isinstance(value, dict):
+        items = list(value.items())
+        damaged = damaged or any(not isinstance(k, str) or len(k) > 200 for k, _ in items)
+    else:
+        items = []
+        damaged = damaged or not (
+            value is None or isinstance(value, (bool, float))
+            or (isinstance(value, int) and abs(value) <= 10**15)
+            or (isinstance(value, str) and len(value) <= 10_000))
+    if damaged:
+        raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key=key)
+    for _, v in items:
+        _history_value(v, depth + 1, key, budget)
+
+
 def _check_history(history: Any) -> dict[str, Any]:
     """History as plain, bounded data: str keys; numbers (ints of at most 15 digits), bools, None,
     short strings, and lists/dicts of them, MAX_HISTORY_ITEMS values in all, nested at most 4 deep."""
@@ -802,37 +795,10 @@ def _check_history(history: Any) -> dict[str, Any]:
     if not isinstance(history, dict):
         raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key="history")
     budget = [MAX_HISTORY_ITEMS]
-
-    def ok(value: Any, depth: int, key: str) -> None:
-        budget[0] -= 1
-        if budget[0] < 0 or depth > 4:
-            raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key=key)
-        if value is None or isinstance(value, (bool, float)):
-            return
-        if isinstance(value, int):
-            if abs(value) > 10**15:
-                raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key=key)
-            return
-        if isinstance(value, str):
-            if len(value) > 10_000:
-                raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key=key)
-            return
-        if isinstance(value, (list, tuple)):
-            for v in value:
-                ok(v, depth + 1, key)
-            return
-        if isinstance(value, dict):
-            for k, v in value.items():
-                if not isinstance(k, str) or len(k) > 200:
-                    raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key=key)
-                ok(v, depth + 1, key)
-            return
-        raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key=key)
-
     for k, v in history.items():
         if not isinstance(k, str) or len(k) > 200:
             raise CourseError("ckpt.bad_history", "The saved training history is damaged ({key})", key="history")
-        ok(v, 1, k)
+        _history_value(v, 1, k, budget)
     return dict(history)
 
 

@@ -3,12 +3,14 @@
 Also: presets sized for the selected dataset (`preset`), the shape arithmetic that checks a spec
 before anything is allocated (`check_spec`, errors naming the layer and the value it needs, and
 the one-click `fix_spec`), the per-layer table from a real forward pass (`summarize`), and
-feature maps (`layer_outputs`). Sizes come from `dl_core.arithmetic.conv_output_size`, the
-project's one copy of the formula.
+feature maps (`layer_outputs`). What each layer kind is and does (arguments, shape rule, printed
+and code form) lives in `dl_core.layer_kinds`; sizes come from `dl_core.arithmetic.conv_output_size`,
+the project's one copy of the formula.
 """
 from __future__ import annotations
 
 import json
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,14 +18,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from dl_core.arithmetic import conv_output_size
+from dl_core import layer_kinds, seeding
+from dl_core.arithmetic import conv_output_size, size_formula
 from dl_core.errors import CourseError
+from dl_core.layer_kinds import KINDS, fmt_shape
 
-# Layer kinds a spec may use: torch.nn class names, built with their own keyword arguments.
-LAYER_KINDS = (
-    "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Sigmoid", "Tanh", "LeakyReLU",
-    "Dropout", "BatchNorm2d", "Flatten", "Linear",
-)
+# Layer kinds a spec may use: torch.nn class names (one entry each in dl_core.layer_kinds.KINDS).
+LAYER_KINDS = tuple(KINDS)
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,7 @@ class LayerSpec:
         if not isinstance(d, dict) or not isinstance(d.get("kind"), str):
             raise _bad_spec("a layer must be {\"kind\": ..., \"args\": {...}}")
         kind = d["kind"]
-        if kind not in LAYER_KINDS:
-            raise CourseError("model.unknown_kind", "unknown layer type {kind}", kind=kind[:40])
+        layer_kinds.get(kind)  # model.unknown_kind
         args = d.get("args", {})
         if args is None:
             args = {}
@@ -100,6 +100,25 @@ class ModelSpec:
             raise _bad_spec(f"not valid JSON ({str(exc)[:80]})") from exc
         return cls.from_dict(data)
 
+    def to_text(self) -> str:
+        """The network as a builder link's short text (`conv_3_32_5_p2-maxpool_2-...`, see
+        `layer_kinds.encode`); ValueError for a value a link cannot hold."""
+        return layer_kinds.encode((x.kind, x.args, x.name) for x in self.layers)
+
+    @classmethod
+    def from_text(cls, text: str) -> "ModelSpec":
+        """A network from a builder link's text. Its length and layer count are checked before it is
+        read, its parameter count (from the arguments alone, MAX_PARAMETERS) before anything is built;
+        CourseError (`model.link_*`, `model.too_many_layers`, `model.too_big`, ...) for anything wrong."""
+        spec = cls(tuple(LayerSpec(kind, args, name) for kind, args, name in layer_kinds.decode(text, MAX_LAYERS)))
+        total = 0
+        for layer in spec.layers:
+            total += max(KINDS[layer.kind].parameter_count(layer.args) or 0, 0)
+            if total > MAX_PARAMETERS:
+                raise CourseError("model.too_big", "{params} parameters is more than the limit of {limit}",
+                                  params=f"{total:,}", limit=f"{MAX_PARAMETERS:,}")
+        return spec
+
 
 def _bad_spec(reason: str) -> CourseError:
     return CourseError("model.bad_spec", "The network description is malformed: {reason}", reason=reason)
@@ -136,16 +155,8 @@ def course_cnn(in_channels: int = 3, num_classes: int = 10) -> ModelSpec:
 
 
 def build_layer(layer: LayerSpec) -> nn.Module:
-    """One torch.nn layer from its spec."""
-    if layer.kind not in LAYER_KINDS:
-        raise CourseError("model.unknown_kind", "unknown layer type {kind}", kind=layer.kind)
-    try:
-        return getattr(nn, layer.kind)(**layer.args)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise CourseError(
-            "model.bad_args", "{kind}: invalid arguments {args} ({reason})",
-            kind=layer.kind, args=layer.args, reason=str(exc),
-        ) from exc
+    """One torch.nn layer from its spec (model.unknown_kind, model.bad_args for what torch refuses)."""
+    return layer_kinds.get(layer.kind).build(layer.args)
 
 
 def build_model(spec: ModelSpec) -> nn.Sequential:
@@ -165,28 +176,17 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 def build_model_seeded(spec: ModelSpec, seed: int = 0) -> nn.Sequential:
     """build_model with its random initial weights drawn from `seed`; the global RNG is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeding.seeded(seed):
         return build_model(spec)
 
 
 def print_model(spec: ModelSpec) -> str:
-    """`print(model)` exactly as PyTorch prints it; built on the meta device (no memory for weights)."""
-    with torch.device("meta"):
-        return str(build_model(spec))
-
-
-# torch's own defaults: an argument equal to one of these says nothing, so the canonical form leaves it out
-TORCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "Conv2d": {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},
-    "MaxPool2d": {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False},
-    "AvgPool2d": {"stride": None, "padding": 0, "ceil_mode": False},
-    "ReLU": {"inplace": False},
-    "LeakyReLU": {"negative_slope": 0.01, "inplace": False},
-    "Dropout": {"p": 0.5, "inplace": False},
-    "Linear": {"bias": True},
-    "Flatten": {"start_dim": 1, "end_dim": -1},
-}
+    """`print(model)` exactly as PyTorch prints it: each layer's printed form (its kind's), under its name."""
+    if not spec.layers:
+        raise CourseError("model.empty", "the network has no layers")
+    lines = [f"  ({name}): {layer_kinds.get(layer.kind).printed(layer.args)}"
+             for name, layer in zip(_layer_names(spec), spec.layers)]
+    return "Sequential(\n" + "\n".join(lines) + "\n)"
 
 
 def canonical(spec: ModelSpec) -> ModelSpec:
@@ -194,9 +194,8 @@ def canonical(spec: ModelSpec) -> ModelSpec:
     build the same network compare equal (`Conv2d(..., stride=1)` == `Conv2d(...)`)."""
     layers = []
     for layer in spec.layers:
-        defaults = TORCH_DEFAULTS.get(layer.kind, {})
-        args = {k: v for k, v in layer.args.items()
-                if not (k in defaults and v == defaults[k] and type(v) is type(defaults[k]))}
+        kind = KINDS.get(layer.kind)
+        args = kind.canonical_args(layer.args) if kind is not None else dict(layer.args)
         layers.append(LayerSpec(layer.kind, args, layer.name))
     return ModelSpec(tuple(layers))
 
@@ -226,7 +225,7 @@ def preset(name: str, in_channels: int = 3, num_classes: int = 10,
         raise CourseError("model.preset_unknown", "unknown preset {name}", name=name)
     if in_channels < 1 or num_classes < 1 or min(image_size) < 1:
         raise CourseError("model.bad_input", "the input must have at least 1 channel and 1×1 pixels, got {shape}",
-                          shape=_fmt_shape((in_channels, *image_size)))
+                          shape=fmt_shape((in_channels, *image_size)))
     input_shape = (int(in_channels), int(image_size[0]), int(image_size[1]))
     if name == "linear":
         layers = [LayerSpec("Flatten"), LayerSpec("Linear", {"in_features": 1, "out_features": num_classes})]
@@ -271,38 +270,6 @@ MAX_PARAMETERS = 50_000_000  # a beginner's network has far fewer; this keeps me
 MAX_ACTIVATION = 16_000_000  # elements of one layer's output, per image
 MAX_LAYERS = 64
 
-# The arguments the builder edits, with their defaults; None means "same as kernel_size" (pool stride).
-LAYER_ARGS: dict[str, dict[str, Any]] = {
-    "Conv2d": {"in_channels": 3, "out_channels": 32, "kernel_size": 5, "stride": 1, "padding": 2},
-    "MaxPool2d": {"kernel_size": 2, "stride": None, "padding": 0, "ceil_mode": False},
-    "AvgPool2d": {"kernel_size": 2, "stride": None, "padding": 0, "ceil_mode": False},
-    "ReLU": {},
-    "Sigmoid": {},
-    "Tanh": {},
-    "LeakyReLU": {"negative_slope": 0.01},
-    "Dropout": {"p": 0.5},
-    "BatchNorm2d": {"num_features": 32},
-    "Flatten": {},
-    "Linear": {"in_features": 1024, "out_features": 10},
-}
-_INT_ARGS = {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
-             "num_features", "in_features", "out_features"}
-_ZERO_OK = {"padding"}
-# Arguments whose effect on shapes and parameters check_spec knows (others, e.g. groups or
-# return_indices, would make its arithmetic wrong, so they are refused with a clear message).
-_SUPPORTED: dict[str, set[str]] = {
-    "Conv2d": {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "bias"},
-    "MaxPool2d": {"kernel_size", "stride", "padding", "dilation", "ceil_mode"},
-    "AvgPool2d": {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"},
-    "ReLU": {"inplace"}, "Sigmoid": set(), "Tanh": set(), "LeakyReLU": {"negative_slope", "inplace"},
-    "Dropout": {"p", "inplace"}, "BatchNorm2d": {"num_features", "eps", "momentum"}, "Flatten": set(),
-    "Linear": {"in_features", "out_features", "bias"},
-}
-_REQUIRED = {
-    "Conv2d": ("in_channels", "out_channels", "kernel_size"), "MaxPool2d": ("kernel_size",),
-    "AvgPool2d": ("kernel_size",), "BatchNorm2d": ("num_features",), "Linear": ("in_features", "out_features"),
-}
-
 
 @dataclass(frozen=True)
 class LayerShape:
@@ -314,11 +281,7 @@ class LayerShape:
     output_shape: tuple[int, ...]
     params: int
     macs: int
-    formula: str = ""  # how the size came out, e.g. "⌊(32 + 2×2 − 5)/1⌋ + 1 = 32"
-
-
-def _fmt_shape(shape) -> str:
-    return "×".join(str(int(s)) for s in shape)
+    formula: str = ""  # how the size came out: arithmetic.size_formula (conv, pooling), "64×4×4 = 1024" (Flatten)
 
 
 def _layer_names(spec: ModelSpec) -> list[str]:
@@ -327,28 +290,7 @@ def _layer_names(spec: ModelSpec) -> list[str]:
     return [str(i) for i in range(len(spec.layers))]
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, (list, tuple)):
-        return (int(value[0]), int(value[1])) if len(value) == 2 else (int(value[0]), int(value[0]))
-    return (int(value), int(value))
-
-
-def _check_value(index: int, layer: LayerSpec, arg: str, value: Any) -> None:
-    values = value if isinstance(value, (list, tuple)) else [value]
-    for v in values:
-        bad = isinstance(v, bool) or not isinstance(v, int) or v < (0 if arg in _ZERO_OK else 1)
-        if bad:
-            raise CourseError("model.bad_value", "layer ({index}) {layer}: {arg} must be a whole number "
-                              "{minimum} or more, got {value}", index=index, layer=layer.kind, arg=arg,
-                              value=value, minimum=0 if arg in _ZERO_OK else 1)
-
-
-def check_spec(spec: ModelSpec, input_shape: tuple[int, int, int]) -> list[LayerShape]:
-    """Every layer's output shape for one C×H×W image, by arithmetic alone (nothing allocated).
-
-    Raises CourseError naming the layer index and the expected value at the first problem,
-    and `model.too_big` when the parameters would exceed MAX_PARAMETERS.
-    """
+def _check_network(spec: ModelSpec, input_shape: tuple[int, ...]) -> None:
     if not spec.layers:
         raise CourseError("model.empty", "the network has no layers")
     if len(spec.layers) > MAX_LAYERS:
@@ -356,129 +298,44 @@ def check_spec(spec: ModelSpec, input_shape: tuple[int, int, int]) -> list[Layer
                           count=len(spec.layers), limit=MAX_LAYERS)
     if len(input_shape) != 3 or min(int(s) for s in input_shape) < 1:
         raise CourseError("model.bad_input", "the input must have at least 1 channel and 1×1 pixels, got {shape}",
-                          shape=_fmt_shape(input_shape))
+                          shape=fmt_shape(input_shape))
+
+
+def _check_limits(index: int, kind: str, total: int, shape: tuple[int, ...]) -> None:
+    if total > MAX_PARAMETERS:
+        raise CourseError("model.too_big", "{params} parameters is more than the limit of {limit}",
+                          params=f"{total:,}", limit=f"{MAX_PARAMETERS:,}")
+    numel = math.prod(shape)
+    if numel > MAX_ACTIVATION:
+        raise CourseError("model.too_big_activation", "layer ({index}) {layer} outputs {numel} numbers per image, "
+                          "more than the limit of {limit}", index=index, layer=kind, numel=f"{numel:,}",
+                          limit=f"{MAX_ACTIVATION:,}")
+
+
+def check_spec(spec: ModelSpec, input_shape: tuple[int, int, int]) -> list[LayerShape]:
+    """Every layer's output shape for one C×H×W image, by arithmetic alone (nothing allocated).
+
+    Each layer: its kind's arguments checked (`layer_kinds.resolve`), the input it needs, then its
+    kind's shape rule. Raises CourseError naming the layer index and the expected value at the first
+    problem, and `model.too_big` when the parameters would exceed MAX_PARAMETERS.
+    """
+    _check_network(spec, input_shape)
     names = _layer_names(spec)
-    shape: tuple[int, ...] = tuple(int(s) for s in input_shape)
-    flat_from: tuple[int, ...] | None = None  # the C×H×W a flat vector came from (for "64×4×4")
+    shape, flat_from = tuple(int(s) for s in input_shape), None
     rows: list[LayerShape] = []
     total = 0
     for i, layer in enumerate(spec.layers):
-        kind = layer.kind
-        if kind not in LAYER_KINDS:
-            raise CourseError("model.unknown_kind", "unknown layer type {kind}", kind=kind)
-        unknown = sorted(set(canonical(ModelSpec((layer,))).layers[0].args) - _SUPPORTED[kind])
-        if unknown:
-            raise CourseError("model.unknown_arg", "layer ({index}) {layer}: the builder does not support {arg}",
-                              index=i, layer=kind, arg=", ".join(unknown))
-        a = {**TORCH_DEFAULTS.get(kind, {}), **layer.args}  # what torch fills in for arguments left out
-        for arg in _REQUIRED.get(kind, ()):
-            if arg not in a:
-                raise CourseError("model.missing_arg", "layer ({index}) {layer} needs {arg}",
-                                  index=i, layer=kind, arg=arg)
-        for arg, value in a.items():
-            if arg in _INT_ARGS and not (arg == "stride" and value is None and kind in ("MaxPool2d", "AvgPool2d")):
-                _check_value(i, layer, arg, value)
-        params = macs = 0
-        formula = ""
-        if kind in ("Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm2d") and len(shape) != 3:
-            raise CourseError("model.needs_image", "layer ({index}) {layer} needs a C×H×W feature map, but the "
-                              "input is already flat ({features} numbers): move it before Flatten",
-                              index=i, layer=kind, features=shape[0])
-        if kind == "Conv2d":
-            c, h, w = shape
-            if a["in_channels"] != c:
-                raise CourseError("model.conv_in", "layer ({index}) {layer} expects in_channels = {expected}, got {got}",
-                                  index=i, layer=kind, expected=c, got=a["in_channels"])
-            (kh, kw), (sh, sw), (ph, pw) = _pair(a["kernel_size"]), _pair(a["stride"]), _pair(a["padding"])
-            dh, dw = _pair(a.get("dilation", 1))
-            oh = _out(i, kind, h, kh, sh, ph, dh, False)
-            ow = _out(i, kind, w, kw, sw, pw, dw, False)
-            groups = int(a.get("groups", 1))
-            bias = bool(a.get("bias", True))
-            params = a["out_channels"] * (c // groups) * kh * kw + (a["out_channels"] if bias else 0)
-            shape = (a["out_channels"], oh, ow)
-            macs = a["out_channels"] * oh * ow * (c // groups) * kh * kw
-            formula = _formula(h, kh, sh, ph, dh, oh)
-        elif kind in ("MaxPool2d", "AvgPool2d"):
-            c, h, w = shape
-            k = _pair(a["kernel_size"])
-            s = k if a["stride"] is None else _pair(a["stride"])
-            p = _pair(a["padding"])
-            if p[0] > k[0] // 2 or p[1] > k[1] // 2:
-                raise CourseError("model.pool_padding", "layer ({index}) {layer}: padding {padding} must be at most "
-                                  "half the kernel ({kernel})", index=i, layer=kind, padding=a["padding"],
-                                  kernel=a["kernel_size"])
-            ceil = bool(a.get("ceil_mode", False))
-            d = _pair(a.get("dilation", 1)) if kind == "MaxPool2d" else (1, 1)
-            oh = _out(i, kind, h, k[0], s[0], p[0], d[0], ceil)
-            ow = _out(i, kind, w, k[1], s[1], p[1], d[1], ceil)
-            shape = (c, oh, ow)
-            formula = _formula(h, k[0], s[0], p[0], d[0], oh, ceil)
-        elif kind == "BatchNorm2d":
-            if a["num_features"] != shape[0]:
-                raise CourseError("model.bn_features", "layer ({index}) {layer} expects num_features = {expected}, "
-                                  "got {got}", index=i, layer=kind, expected=shape[0], got=a["num_features"])
-            params = 2 * shape[0]
-        elif kind == "Flatten":
-            if len(shape) == 3:
-                flat_from = shape
-                shape = (shape[0] * shape[1] * shape[2],)
-                formula = f"{_fmt_shape(flat_from)} = {shape[0]}"
-        elif kind == "Linear":
-            if len(shape) == 3:
-                raise CourseError("model.needs_flatten", "layer ({index}) {layer} gets a {shape} feature map: "
-                                  "put Flatten() before it", index=i, layer=kind, shape=_fmt_shape(shape))
-            if a["in_features"] != shape[0]:
-                derivation = _fmt_shape(flat_from) if flat_from is not None else str(shape[0])
-                raise CourseError("model.linear_in", "layer ({index}) {layer} expects in_features = {expected} = "
-                                  "{derivation}, got {got}", index=i, layer=kind, expected=shape[0],
-                                  got=a["in_features"], derivation=derivation)
-            bias = bool(a.get("bias", True))
-            params = a["in_features"] * a["out_features"] + (a["out_features"] if bias else 0)
-            macs = a["in_features"] * a["out_features"]
-            formula = f"{a['in_features']} → {a['out_features']}"
-            shape, flat_from = (a["out_features"],), None
-        elif kind == "Dropout":
-            p = a.get("p", 0.5)
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-                raise CourseError("model.dropout_p", "layer ({index}) {layer}: p must be between 0 and 1, got {value}",
-                                  index=i, layer=kind, value=p)
-        elif kind == "LeakyReLU":
-            slope = a.get("negative_slope", 0.01)
-            if isinstance(slope, bool) or not isinstance(slope, (int, float)):
-                raise CourseError("model.bad_value", "layer ({index}) {layer}: {arg} must be a whole number "
-                                  "{minimum} or more, got {value}", index=i, layer=kind, arg="negative_slope",
-                                  value=slope, minimum=0)
+        kind = layer_kinds.get(layer.kind)
+        args = layer_kinds.resolve(i, kind, layer.args)
+        arriving = layer_kinds.Arriving(i, kind.name, shape, flat_from)
+        layer_kinds.check_input(kind, arriving)
+        out = kind.shape(arriving, args)
+        params = kind.params(args) or 0
         total += params
-        if total > MAX_PARAMETERS:
-            raise CourseError("model.too_big", "{params} parameters is more than the limit of {limit}",
-                              params=f"{total:,}", limit=f"{MAX_PARAMETERS:,}")
-        numel = 1
-        for s in shape:
-            numel *= s
-        if numel > MAX_ACTIVATION:
-            raise CourseError("model.too_big_activation", "layer ({index}) {layer} outputs {numel} numbers per image, "
-                              "more than the limit of {limit}", index=i, layer=kind, numel=f"{numel:,}",
-                              limit=f"{MAX_ACTIVATION:,}")
-        rows.append(LayerShape(i, names[i], kind, shape, params, macs, formula))
+        _check_limits(i, kind.name, total, out.shape)
+        rows.append(LayerShape(i, names[i], kind.name, out.shape, params, out.macs, out.formula))
+        shape, flat_from = out.shape, out.flat_from
     return rows
-
-
-def _out(index: int, kind: str, size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
-    try:
-        return conv_output_size(size, k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
-    except CourseError as exc:
-        if exc.code == "arith.kernel_too_big":
-            raise CourseError("model.kernel_too_big", "layer ({index}) {layer}: the kernel reaches {span} cells but the "
-                              "feature map (with padding) has only {padded}", index=index, layer=kind,
-                              span=exc.params["span"], padded=exc.params["padded"]) from exc
-        raise
-
-
-def _formula(size: int, k: int, s: int, p: int, d: int, out: int, ceil: bool = False) -> str:
-    reach = f"{d}×({k} − 1)" if d != 1 else f"({k} − 1)"
-    left, right = ("⌈", "⌉") if ceil else ("⌊", "⌋")
-    return f"{left}({size} + 2×{p} − {reach} − 1)/{s}{right} + 1 = {out}"
 
 
 def fix_spec(spec: ModelSpec, input_shape: tuple[int, int, int]) -> ModelSpec | None:
@@ -492,11 +349,10 @@ def fix_spec(spec: ModelSpec, input_shape: tuple[int, int, int]) -> ModelSpec | 
             return ModelSpec(tuple(layers))
         except CourseError as exc:
             i = exc.params.get("index")
-            arg = {"model.conv_in": "in_channels", "model.bn_features": "num_features",
-                   "model.linear_in": "in_features"}.get(exc.code)
-            if arg is not None:
+            if exc.code in layer_kinds.FIT_ERRORS:
                 old = layers[i]
-                layers[i] = LayerSpec(old.kind, {**old.args, arg: exc.params["expected"]}, old.name)
+                fits = layer_kinds.get(old.kind).fits  # in_channels, num_features, in_features
+                layers[i] = LayerSpec(old.kind, {**old.args, fits: exc.params["expected"]}, old.name)
             elif exc.code == "model.needs_flatten":
                 named = all(x.name for x in layers)
                 layers.insert(i, LayerSpec("Flatten", {}, _unique_name("flatten", layers) if named else None))
@@ -512,6 +368,21 @@ def _unique_name(base: str, layers: list[LayerSpec]) -> str:
         n += 1
         name = f"{base}{n}"
     return name
+
+
+def new_layer(kind: str, arriving: tuple[int, ...] | None = None, names: list[str | None] | None = None
+              ) -> LayerSpec:
+    """A layer to insert: its kind's starting arguments, fitted to the shape `arriving` where it goes
+    (a Conv2d after 32 channels gets in_channels=32), and named `conv2d1`, `conv2d2`, ... when every
+    layer already there (`names`) has a name (note 003's OrderedDict form)."""
+    args = layer_kinds.get(kind).start_args(arriving)
+    name = None
+    if names and all(names):
+        n = 1
+        while f"{kind.lower()}{n}" in names:
+            n += 1
+        name = f"{kind.lower()}{n}"
+    return LayerSpec(kind, args, name)
 
 
 def check_partial(spec: ModelSpec, input_shape: tuple[int, int, int]) -> tuple[list[LayerShape], CourseError | None]:
@@ -540,7 +411,7 @@ def padding_table(size: int, kernel_size: int, stride: int = 1) -> list[tuple[in
             out = conv_output_size(size, kernel_size, stride, padding)
         except CourseError:
             continue  # kernel larger than the padded input: no output for this padding
-        rows.append((padding, out, _formula(size, kernel_size, stride, padding, 1, out)))
+        rows.append((padding, out, size_formula(size, kernel_size, stride, padding)))
     return rows
 
 
@@ -648,7 +519,7 @@ def _macs(module: nn.Module, out_shape: tuple[int, ...]) -> int:
 def layer_outputs(model: nn.Module, image: torch.Tensor) -> list[tuple[str, str, torch.Tensor]]:
     """(name, type, output) for every layer of a Sequential, for one image [C, H, W] → outputs without the batch dim."""
     if image.dim() != 3:
-        raise CourseError("model.bad_image", "an image must be C×H×W, got {shape}", shape=_fmt_shape(image.shape))
+        raise CourseError("model.bad_image", "an image must be C×H×W, got {shape}", shape=fmt_shape(image.shape))
     outs: list[tuple[str, str, torch.Tensor]] = []
     x = image.unsqueeze(0).float()
     was_training = model.training
@@ -671,7 +542,7 @@ def layer_outputs(model: nn.Module, image: torch.Tensor) -> list[tuple[str, str,
 def channel_grid(fmap: torch.Tensor, max_channels: int = 16) -> torch.Tensor:
     """A C×H×W feature map → [min(C, max_channels), H, W] uint8 images, each channel scaled to 0..255 on its own."""
     if fmap.dim() != 3:
-        raise CourseError("model.bad_image", "an image must be C×H×W, got {shape}", shape=_fmt_shape(fmap.shape))
+        raise CourseError("model.bad_image", "an image must be C×H×W, got {shape}", shape=fmt_shape(fmap.shape))
     x = fmap[:max_channels].float()
     lo = x.amin(dim=(1, 2), keepdim=True)
     hi = x.amax(dim=(1, 2), keepdim=True)

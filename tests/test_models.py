@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from dl_core.arithmetic import conv_output_size
+from dl_core.arithmetic import conv_output_size, size_formula
 from dl_core.errors import CourseError
 from dl_core.models import (
     LAYER_KINDS, MAX_PARAMETERS, PRESETS, LayerSpec, ModelSpec, build_model, build_model_seeded,
@@ -44,7 +44,9 @@ def test_course_cnn_summary_rows_and_totals():
     assert s.total_params == s.trainable_params == 145_578
     assert s.size_mb == pytest.approx(145_578 * 4 / 1e6)
     assert s.total_macs * 2 == pytest.approx(24.7e6, rel=0.01)  # PERFORMANCE.md: 24.7 MFLOP per image
-    assert s.rows[0].formula == "⌊(32 + 2×2 − (5 − 1) − 1)/1⌋ + 1 = 32"
+    # the builder's formula is the arithmetic module's own text (one owner), ending in the size
+    assert s.rows[0].formula == size_formula(32, 5, 1, 2, 1) and s.rows[0].formula.endswith("= 32")
+    assert s.rows[1].formula == size_formula(32, 2, 2, 0, 1) and s.rows[1].formula.endswith("= 16")
     assert s.rows[6].formula == "64×4×4 = 1024"
 
 
@@ -188,6 +190,7 @@ def test_padding_table_uses_the_size_formula():
     rows = padding_table(32, 5, 1)
     assert [(p, out) for p, out, _ in rows] == [(0, 28), (1, 30), (2, 32), (3, 34), (4, 36)]
     assert all(out == conv_output_size(32, 5, 1, p) for p, out, _ in rows)
+    assert [f for _, _, f in rows] == [size_formula(32, 5, 1, p) for p, _, _ in rows]
 
 
 def test_build_model_seeded_is_reproducible_and_leaves_global_rng_alone():

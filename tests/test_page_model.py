@@ -263,3 +263,107 @@ def test_build_section_needs_no_heavy_javascript(lang):
     assert len(at.table) == 2  # the layer summary and the padding table
     assert at.table[0].value.shape == (9, 6)
 
+
+
+def test_dropout_and_avgpool_in_the_builder(lang):
+    """Issue 13: a kind added as one registry entry is in the builder: added, edited, printed, coded, counted."""
+    from dl_core.models import count_parameters
+    at = new_app(lang, PAGE)
+    at.selectbox(key="model.add_kind").set_value("Dropout")
+    at.number_input(key="model.add_pos").set_value(8)
+    at.button(key="model.add").click().run()
+    assert_clean(at)
+    assert at.session_state["ws.spec"].layers[8].kind == "Dropout" and "145,578" in _texts(at.success)
+    at.number_input(key=f"model.l{_uid(at, 8)}.Dropout.p").set_value(0.2).run()
+    assert at.session_state["ws.spec"].layers[8].args == {"p": 0.2}
+    at.selectbox(key="model.add_kind").set_value("AvgPool2d")
+    at.number_input(key="model.add_pos").set_value(1)
+    at.button(key="model.add").click().run()
+    assert_clean(at)
+    assert "(8)" in _texts(at.error) and "256" in _texts(at.error)  # one pooling more: 64×2×2 reach the Linear
+    at.button(key="model.fix").click().run()
+    assert_clean(at)
+    spec = at.session_state["ws.spec"]
+    assert [x.kind for x in spec.layers][:3] == ["Conv2d", "AvgPool2d", "MaxPool2d"]
+    assert spec.layers[8].args["in_features"] == 256
+    assert f"{count_parameters(build_model(spec)):,}" in _texts(at.success)
+    at.segmented_control(key="model.section").set_value("code").run()
+    assert_clean(at)
+    code = _texts(at.code)
+    assert "(1): AvgPool2d(kernel_size=2, stride=2, padding=0)" in code
+    assert "(9): Dropout(p=0.2, inplace=False)" in code
+    assert "nn.AvgPool2d(2)," in code and "nn.Dropout(p=0.2)," in code
+
+
+# ---- The network as a link (issue 14) ---------------------------------------------------------------------
+def link_app(lang: str, **query: str):
+    """The builder opened from a link: the query is in the URL before the first run."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP
+    from ui.warmup import warm_up
+
+    warm_up()
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["lang"] = lang
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.switch_page(PAGE)
+    at.run()
+    return at
+
+
+def _query(at, name: str):
+    value = at.query_params.get(name)
+    return value[0] if isinstance(value, list) else value
+
+
+def test_a_builder_link_rebuilds_the_same_network(lang):
+    from dl_core.models import count_parameters
+    spec = preset("course_bn_dropout")
+    at = link_app(lang, net=spec.to_text())
+    assert_clean(at)
+    assert not at.warning and not at.error
+    assert at.session_state["ws.spec"] == spec
+    params = f"{count_parameters(build_model(spec)):,}"
+    assert params in _texts(at.success) and params in {m.value for m in at.metric}
+    assert _query(at, "net") == spec.to_text()  # the URL keeps the network
+    assert any("/model?" in c.value and f"net={spec.to_text()}" in c.value for c in at.code)  # "Copy link"
+    at.run()  # a rerun keeps it (the link is applied once)
+    assert at.session_state["ws.spec"] == spec
+
+
+def test_the_url_follows_the_network(lang):
+    at = new_app(lang, PAGE)
+    assert _query(at, "net") == course_cnn().to_text()
+    at.number_input(key=f"model.l{_uid(at, 8)}.Linear.out_features").set_value(5).run()
+    assert _query(at, "net").endswith("linear_64_5")
+    at.number_input(key=f"model.l{_uid(at, 7)}.Linear.in_features").set_value(4096).run()
+    assert "linear_4096_64" in _query(at, "net")  # a broken network is in the URL too, as the student sees it
+    again = link_app(lang, net=_query(at, "net"))
+    assert_clean(again)
+    assert not again.warning and "(7)" in _texts(again.error)  # shared as an exercise: red, with its fix
+    assert [b for b in again.button if b.key == "model.fix"]
+
+
+def test_a_hostile_link_is_a_message_and_the_defaults(lang):
+    at = link_app(lang, net="<script>alert(1)</script>" + "relu-" * 30, input="3x99999x1", preset="vgg")
+    assert_clean(at)
+    assert at.warning and len(at.warning[0].value.splitlines()) >= 3  # each wrong parameter said
+    assert at.session_state["ws.spec"] == course_cnn()  # the page's defaults
+    assert "145,578" in _texts(at.success)
+    at = link_app(lang, net="flatten-linear_999999_999999")
+    assert at.warning and at.session_state["ws.spec"] == course_cnn()
+
+
+def test_a_link_with_a_preset_or_for_other_pictures(lang):
+    at = link_app(lang, preset="course_relu")
+    assert_clean(at)
+    assert at.session_state["ws.spec"] == preset("course_relu") and at.selectbox(key="model.preset").value == \
+        "course_relu"
+    mnist = preset("course", 1, 10, (28, 28))
+    at = link_app(lang, net=mnist.to_text(), input="1x28x28")
+    assert_clean(at)
+    assert "1×28×28" in _texts(at.info) and "(0)" in _texts(at.error)  # this dataset's pictures are 3×32×32
+    at.button(key="model.fix").click().run()
+    assert at.session_state["ws.spec"] == course_cnn()

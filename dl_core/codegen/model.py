@@ -1,36 +1,15 @@
 """Code for the builder page: the current network as the course writes it (class Tudui), and VGG16's changes."""
 from __future__ import annotations
 
-from typing import Any
-
+from dl_core import layer_kinds
 from dl_core.existing import MODIFICATION_CODE, MODIFICATIONS
 from dl_core.models import LayerSpec, ModelSpec
 
-# Arguments the course passes by position (nn.Conv2d(3, 32, 5, padding=2), nn.Linear(1024, 64), nn.MaxPool2d(2)).
-_POSITIONAL = {
-    "Conv2d": ("in_channels", "out_channels", "kernel_size"),
-    "Linear": ("in_features", "out_features"),
-    "MaxPool2d": ("kernel_size",),
-    "AvgPool2d": ("kernel_size",),
-    "BatchNorm2d": ("num_features",),
-}
-# Defaults torch itself uses: an argument equal to these is left out, as the course does.
-_TORCH_DEFAULTS: dict[str, Any] = {"stride": 1, "padding": 0, "ceil_mode": False, "dilation": 1,
-                                   "negative_slope": 0.01, "p": 0.5, "inplace": False, "bias": True, "groups": 1}
-
 
 def layer_code(layer: LayerSpec) -> str:
-    """`nn.Conv2d(3, 32, 5, padding=2)`: positional where the course writes them, defaults left out."""
-    args = dict(layer.args)
-    positional = [repr(args.pop(a)) for a in _POSITIONAL.get(layer.kind, ()) if a in args]
-    keywords = []
-    for key, value in args.items():
-        if value is None and key == "stride":
-            continue  # pooling: stride defaults to kernel_size
-        if key in _TORCH_DEFAULTS and value == _TORCH_DEFAULTS[key] and type(value) is type(_TORCH_DEFAULTS[key]):
-            continue
-        keywords.append(f"{key}={value!r}")
-    return f"nn.{layer.kind}({', '.join(positional + keywords)})"
+    """`nn.Conv2d(3, 32, 5, padding=2)`: the kind's code form (required arguments by position, torch's
+    defaults left out), as the course writes it."""
+    return layer_kinds.get(layer.kind).code_form(layer.args)
 
 
 def imports(ordered: bool) -> str:

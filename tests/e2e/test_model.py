@@ -87,3 +87,46 @@ def test_feature_maps_of_a_test_sample(page, app_url):
     expect(maps.locator("img")).to_have_count(8 * 6)  # 8 channels for each of the six conv/pool layers
     maps.scroll_into_view_if_needed()
     screenshot(page, "model_maps_en")
+
+
+def test_a_builder_link_rebuilds_the_same_network_in_a_fresh_browser(page, app_url, browser):
+    """Issue 14: change the network, copy its link, open it in another browser session: the same network."""
+    page.goto(f"{app_url}/model?lang=en")
+    wait_for_app(page)
+    page.get_by_text("Every shape fits").first.wait_for()
+    box = page.locator("[class*='-Linear-out_features'] input").first  # layer (7): Linear(1024, 64)
+    box.fill("32")
+    box.press("Enter")
+    wait_for_app(page)
+    page.locator(".st-key-model-fix button").click()  # layer (8) now needs in_features = 32
+    wait_for_app(page)
+    made = page.get_by_text("Every shape fits").first.inner_text()
+    assert "112,458" in made  # 79,328 in the convs + 1024×32+32 + 32×10+10
+    assert "linear_1024_32-linear_32_10" in page.url and "lang=en" in page.url  # the URL follows the network
+    page.get_by_role("button", name="Copy link").click()
+    link = page.locator("[data-testid='stPopoverBody'] code").first
+    link.wait_for(timeout=10_000)
+    url = link.inner_text().strip()
+    assert url.startswith(app_url) and "/model?" in url and "net=" in url
+    screenshot(page, "model_link_en")
+
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1000})
+    other = fresh.new_page()
+    other.set_default_timeout(90_000)  # a second browser session starting while the machine is busy
+    try:
+        other.goto(url)
+        wait_for_app(other)
+        other.get_by_text("Every shape fits").first.wait_for(timeout=60_000)
+        assert other.get_by_text("Every shape fits").first.inner_text() == made
+        assert other.locator("[class*='-Linear-out_features'] input").first.input_value() == "32"
+        assert other.locator("[data-testid='stAlertContentWarning']").count() == 0  # nothing wrong with the link
+    finally:
+        fresh.close()
+
+
+def test_a_hostile_builder_link_is_a_message_and_the_course_network(page, app_url):
+    page.goto(f"{app_url}/model?lang=en&net=%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+    wait_for_app(page)
+    page.get_by_text("Something in this link's settings is wrong").first.wait_for()
+    page.get_by_text("145,578").first.wait_for()
+    assert "script" not in page.url  # the URL now shows the network the page fell back to
