@@ -1,8 +1,13 @@
-"""Data & transforms: course steps 1, 2, 4, 5 and 6 (environment, Dataset, transforms, torchvision datasets, DataLoader)."""
+"""Data & transforms: course steps 1, 2, 4, 5 and 6 (environment, Dataset, transforms, torchvision datasets,
+DataLoader).
+
+Shape: explanation → the dataset every page uses → one section's inputs → one dl_core call → its rendering.
+State changes (a pick, an upload, the editor's add/move/remove) happen in callbacks. The page's settings
+are its link (dl_core/pagelinks/data.py): `?ds=…&section=…&tf=…&batch=…`, never the student's own data.
+"""
 import io
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from dl_core import datasets as D
@@ -10,79 +15,46 @@ from dl_core import transforms as T
 from dl_core.codegen import data as codegen
 from dl_core.devices import device_report
 from dl_core.errors import CourseError
+from dl_core.pagelinks import data as data_link
 from ui import state
 from ui.code import show_code
-from ui.datasets import USER, builtin, load_current, set_user_dataset, user_dataset
-from ui.i18n import error_text, lang, prose, t
+from ui.datasets import (USER, big, builtin, choice_label, chw_to_hwc, class_names, image_grid, lang_key,
+                         load_current, set_user_dataset, uint8_hwc, user_dataset)
+from ui.i18n import error_text, prose, t
+from ui.transforms import edit_step, hist_figure
+from ui.urlstate import PageLink
 
-SECTIONS = ("env", "dataset", "transforms", "torchvision", "loader")  # the course's steps 1, 2, 4, 5, 6, in order
-CHOICES = ("shapes10", "shapes10-full", "cifar10", "mnist", "fashionmnist")
+SECTIONS = data_link.SECTIONS
+SECTION_TITLES = {"env": "data.section.env", "dataset": "data.section.dataset", "transforms": "data.section.transforms",
+                  "torchvision": "data.section.torchvision", "loader": "data.section.loader"}
+SOURCES = {"sample": "data.tf.source.sample", "upload": "data.tf.source.upload"}
+SPLIT_TITLES = {"test": "data.split_test", "train": "data.split_train"}
+CHOICES = tuple(D.DATASETS)
 STEPS_KEY = "data.steps"  # session: [(id, Step)] of the transforms editor
 NEXT_ID_KEY = "data.next_step_id"
+CUSTOM_KEY = "data.tf_custom"  # session: {step id: (mean, std)} of a Normalize a link brought
 LAST_VALID_KEY = "data.last_valid"  # the last dataset that loaded, kept when a new pick fails
 ZIP_DONE_KEY = "data.zip_done"  # (file_id, size, error) of the upload already read: reruns must not re-read it
 PICK_ERROR_KEY = "data.pick_error"  # why the last pick could not be loaded (shown until the next pick)
-PENDING_KEY = "data.pending_pick"  # set before st.rerun() when the section below changed the picked dataset
-UPLOAD_IMAGE_MAX = 10 * 2**20
+FOLDER_ERROR_KEY = "data.folder_error"  # why the folder could not be read (shown once)
+# The link's names for the widgets that hold them (dl_core/pagelinks/data.py); `ds` and `tf` go through load/save.
+LINK_KEYS = {"section": "data.section", "index": "data.index", "sample": "data.tf_index", "draws": "data.tf_draws",
+             "tf_seed": "data.tf_seed", "batch": "data.batch_size", "shuffle": "data.shuffle",
+             "drop_last": "data.drop_last", "num_workers": "data.num_workers", "split": "data.dl_split",
+             "seed": "data.dl_seed"}
 
 
-# ------------------------------------------------------------------ helpers (no classes in pages)
-
-def big(arr: np.ndarray, target: int = 128) -> np.ndarray:
-    """Nearest-neighbour upscale of a small uint8 HWC picture, so 32×32 pixels stay sharp."""
-    k = max(1, target // max(arr.shape[0], arr.shape[1]))
-    return arr.repeat(k, axis=0).repeat(k, axis=1) if k > 1 else arr
-
-
-def chw_to_hwc(x) -> np.ndarray:
-    """uint8 or 0..1 float CHW tensor → uint8 HWC RGB array for st.image."""
-    arr = x.detach().float()
-    if arr.max() > 1.5:
-        arr = arr / 255
-    arr = arr.clamp(0, 1)
-    if arr.shape[0] == 1:
-        arr = arr.expand(3, -1, -1)
-    return (arr.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-
-
-def class_names(ds: D.TensorImageDataset) -> list[str]:
-    return D.display_classes(ds.classes, lang())
-
-
-def image_grid(images, labels: list[str], columns: int = 8, target: int = 96) -> None:
-    """Pictures in rows of `columns`, each captioned with its label."""
-    for start in range(0, len(labels), columns):
-        cols = st.columns(columns)
-        for col, img, label in zip(cols, images[start:start + columns], labels[start:start + columns]):
-            col.image(big(img, target), caption=label)
-
-
-def dataset_choice_label(name: str) -> str:
-    if name == USER:
-        own = user_dataset()
-        return t("data.choice.user", source=own.source if own else "")
-    return t(f"data.choice.{name}")
-
-
-def lkey(key: str) -> str:
-    """A widget key per language for widgets whose option labels are translated.
-
-    Streamlit sends a selectbox's or radio's value as its label: after a language switch the old
-    label matches no option. A fresh widget per language starts from the workspace instead.
-    """
-    return f"{key}.{lang()}"
-
-
-def on_pick() -> None:
-    state.set_dataset_name(st.session_state[lkey("data.dataset")])
-    st.session_state.pop(PICK_ERROR_KEY, None)
-
+# ------------------------------------------------------------------ cached computations
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def sample_png(name: str, train: bool, index: int) -> bytes:
     """One built-in sample as PNG bytes (what the transforms editor feeds in)."""
+    return png_of(builtin(name, train), index)
+
+
+def png_of(ds: D.TensorImageDataset, index: int) -> bytes:
     buf = io.BytesIO()
-    builtin(name, train).pil(index).save(buf, format="PNG")
+    ds.pil(index).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -99,64 +71,177 @@ def run_steps(png: bytes, steps: tuple[T.Step, ...], seed: int, draws: int) -> l
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def batches_for(name: str, train: bool, batch_size: int, shuffle: bool, drop_last: bool, seed: int):
-    ds = builtin(name, train)
-    return D.first_batches(ds, batch_size, shuffle, drop_last, epochs=2, seed=seed)
+    return D.first_batches(builtin(name, train), batch_size, shuffle, drop_last, epochs=2, seed=seed)
 
 
-def hist_figure(res: T.StepResult) -> go.Figure:
-    centres = (res.hist_edges[:-1] + res.hist_edges[1:]) / 2
-    colours = ("#e4572e", "#29bf12", "#3f88c5") if res.hist_counts.shape[0] == 3 else ("#777777",)
-    names = ("R", "G", "B") if res.hist_counts.shape[0] == 3 else ("L",)
-    fig = go.Figure()
-    for counts, colour, name in zip(res.hist_counts, colours, names):
-        fig.add_trace(go.Bar(x=centres, y=counts, name=name, marker_color=colour, opacity=0.6))
-    fig.update_layout(barmode="overlay", height=170, margin=dict(l=10, r=10, t=10, b=10),
-                      showlegend=True, legend=dict(orientation="h", y=1.15),
-                      xaxis_title=t("data.tf.hist_x"), yaxis_title=t("data.tf.hist_y"))
-    return fig
+# ------------------------------------------------------------------ state: the editor's steps, the link
+
+def steps() -> list[tuple[int, T.Step]]:
+    if STEPS_KEY not in st.session_state:
+        set_pipeline(T.COURSE_PIPELINE)
+    return st.session_state[STEPS_KEY]
 
 
-# ------------------------------------------------------------------ explanation
+def set_pipeline(pipeline) -> None:
+    """A new pipeline in the editor, each step with a fresh id (no widget keeps an old step's values)."""
+    first = st.session_state.get(NEXT_ID_KEY, 0)
+    st.session_state[STEPS_KEY] = [(first + i, step) for i, step in enumerate(pipeline)]
+    st.session_state[NEXT_ID_KEY] = first + len(pipeline)
 
-st.title(t("data.title"))
-st.markdown(prose("data_intro"))
 
-# ------------------------------------------------------------------ the dataset every section uses
+def load_link(values: dict) -> None:
+    """A link's dataset and pipeline into the workspace (the widgets' values PageLink puts in itself)."""
+    if values["ds"] is not None:
+        state.set_dataset_name(values["ds"])
+        st.session_state.pop(PICK_ERROR_KEY, None)
+    set_pipeline(values["tf"])
+    custom = {sid: (s.kwargs["mean"], s.kwargs["std"]) for sid, s in steps() if s.kind == "Normalize"
+              and any(v != 0.5 for v in s.kwargs["mean"] + s.kwargs["std"])}
+    st.session_state[CUSTOM_KEY] = custom  # shown as "the link's values" unless they are a preset's
 
-own = user_dataset()
-choices = list(CHOICES) + ([USER] if own is not None else [])
-picked = state.dataset_name() if state.dataset_name() in choices else CHOICES[0]
-if st.session_state.pop(PENDING_KEY, None) is not None or st.session_state.get(lkey("data.dataset")) not in choices:
-    st.session_state[lkey("data.dataset")] = picked  # the workspace changed below (upload, removal): follow it
-st.selectbox(t("data.dataset"), choices, format_func={c: dataset_choice_label(c) for c in choices}.get,
-             key=lkey("data.dataset"), on_change=on_pick, help=t("data.dataset_help"))
 
-train_set = test_set = None
-try:
-    train_set, test_set = load_current(True), load_current(False)
-    st.session_state[LAST_VALID_KEY] = state.dataset_name()
-except CourseError as exc:
-    failed = state.dataset_name()
-    last = st.session_state.get(LAST_VALID_KEY, CHOICES[0])
-    st.session_state[PICK_ERROR_KEY] = exc
-    if last != failed:
-        state.set_dataset_name(last)  # every page keeps working with the last dataset that loaded
-        st.session_state[PENDING_KEY] = last
-        st.rerun()
-if PICK_ERROR_KEY in st.session_state:
-    st.error(error_text(st.session_state[PICK_ERROR_KEY]), icon=":material/cloud_off:")
-    if train_set is not None:
-        st.info(t("data.kept_last", name=dataset_choice_label(state.dataset_name())))
+def save_link() -> dict:
+    name = state.dataset_name()
+    return {"ds": name if name in D.DATASETS else None, "tf": tuple(s for _, s in steps())}
 
-section = st.segmented_control(
-    t("data.section"), SECTIONS, default="torchvision", format_func={s: t(f"data.section.{s}") for s in SECTIONS}.get,
-    key="data.section", required=True,
-) or "torchvision"
-st.divider()
+
+def keep_settings() -> None:
+    """Streamlit forgets a widget's value on a run that does not draw it (another section): keep them."""
+    for key in LINK_KEYS.values():
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def fit_state(key: str, hi: int) -> None:
+    """A number box's value within 0..hi before it is drawn (the dataset may have changed under it)."""
+    if st.session_state.get(key, 0) > hi:
+        st.session_state[key] = hi
+
+
+# ------------------------------------------------------------------ callbacks
+
+def on_pick() -> None:
+    state.set_dataset_name(st.session_state[lang_key("data.dataset")])
+    st.session_state.pop(PICK_ERROR_KEY, None)
+
+
+def use_own(loaded: D.FolderDataset) -> None:
+    """The student's dataset becomes the picked one (the picker offers it from now on)."""
+    set_user_dataset(loaded)
+    state.set_dataset_name(USER)
+    st.session_state[LAST_VALID_KEY] = USER
+    st.session_state.pop(PICK_ERROR_KEY, None)
+
+
+def on_upload() -> None:
+    """Read the uploaded zip once per file and size (its verdict is kept for the reruns after)."""
+    upload = st.session_state.get("data.zip")
+    size = int(st.session_state.get("data.own_size", 32))
+    done = st.session_state.get(ZIP_DONE_KEY)
+    if upload is None or (done is not None and done[:2] == (upload.file_id, size)):
+        return
+    problem = None
+    try:
+        use_own(D.read_zip(upload.getvalue(), source=upload.name, size=(size, size)))
+    except CourseError as exc:
+        problem = exc
+    st.session_state[ZIP_DONE_KEY] = (upload.file_id, size, problem)
+
+
+def on_folder() -> None:
+    size = int(st.session_state.get("data.own_size", 32))
+    try:
+        folder = D.resolve_local_folder(st.session_state.get("data.folder", ""))
+        use_own(D.read_folder(folder, size=(size, size), checked=True))
+    except CourseError as exc:
+        st.session_state[FOLDER_ERROR_KEY] = exc
+
+
+def on_forget() -> None:
+    set_user_dataset(None)
+    st.session_state.pop(ZIP_DONE_KEY, None)
+    if state.dataset_name() == USER:
+        state.set_dataset_name(CHOICES[0])
+
+
+def on_add() -> None:
+    kind = st.session_state[lang_key("data.tf_add_kind")]
+    sid = st.session_state[NEXT_ID_KEY]
+    steps().append((sid, T.Step.make(kind)))
+    st.session_state[NEXT_ID_KEY] = sid + 1
+
+
+def on_reset() -> None:
+    set_pipeline(T.COURSE_PIPELINE)
+
+
+def on_move(sid: int, delta: int) -> None:
+    """Move step `sid` by delta (-1 up, +1 down); delta 0 removes it."""
+    rows = steps()
+    pos = next(i for i, (s, _) in enumerate(rows) if s == sid)
+    if delta == 0:
+        rows.pop(pos)
+    elif 0 <= pos + delta < len(rows):
+        rows[pos], rows[pos + delta] = rows[pos + delta], rows[pos]
+
+
+# ------------------------------------------------------------------ explanation and the dataset every section uses
+
+def explanation() -> None:
+    st.title(t("data.title"))
+    st.markdown(prose("data_intro"))
+
+
+def load_picked() -> tuple[D.TensorImageDataset | None, D.TensorImageDataset | None]:
+    """The picked dataset's two splits; when it cannot be had, why (kept in session) and the last one that loaded."""
+    for _ in range(2):
+        try:
+            train_set, test_set = load_current(True), load_current(False)
+            st.session_state[LAST_VALID_KEY] = state.dataset_name()
+            return train_set, test_set
+        except CourseError as exc:
+            st.session_state[PICK_ERROR_KEY] = exc
+            last = st.session_state.get(LAST_VALID_KEY, CHOICES[0])
+            if last == state.dataset_name():
+                break
+            state.set_dataset_name(last)  # every page keeps working with the last dataset that loaded
+    return None, None
+
+
+def dataset_picker() -> tuple[D.TensorImageDataset | None, D.TensorImageDataset | None]:
+    """The picker (above) and the loading with its progress bar (below it), loaded first: the picker shows
+    the dataset actually in use."""
+    picker, below = st.container(), st.container()
+    with below:
+        train_set, test_set = load_picked()
+    own = user_dataset()
+    choices = list(CHOICES) + ([USER] if own is not None else [])
+    picked = state.dataset_name() if state.dataset_name() in choices else CHOICES[0]
+    key = lang_key("data.dataset")
+    if st.session_state.get(key) != picked:
+        st.session_state[key] = picked  # the workspace changed (a failed pick, an upload, a link): follow it
+    picker.selectbox(t("data.dataset"), choices, format_func={c: choice_label(c) for c in choices}.get, key=key,
+                     on_change=on_pick, help=t("data.dataset_help"))
+    if PICK_ERROR_KEY in st.session_state:
+        below.error(error_text(st.session_state[PICK_ERROR_KEY]), icon=":material/cloud_off:")
+        if train_set is not None:
+            below.info(t("data.kept_last", name=choice_label(state.dataset_name())))
+    return train_set, test_set
+
+
+def section_picker():
+    """The section control and, beside it, the slot the "Copy link" button goes in once the page is drawn."""
+    left, right = st.columns([5, 1], vertical_alignment="bottom")
+    titles = {s: t(k) for s, k in SECTION_TITLES.items()}
+    section = left.segmented_control(t("data.section"), SECTIONS, default="torchvision", key="data.section",
+                                     format_func=titles.get, required=True) or "torchvision"
+    st.divider()
+    return section, right.container()
+
 
 # ------------------------------------------------------------------ 1. environment
 
-if section == "env":
+def env_section(train_set, test_set) -> None:
     st.subheader(t("data.env.title"))
     report = device_report()
     cuda, choice = report.cuda_available, report.chosen
@@ -167,252 +252,185 @@ if section == "env":
     st.info(t("data.env.sidebar"), icon=":material/left_panel_open:")
     st.markdown(prose("data_env"))
 
+
 # ------------------------------------------------------------------ 2. the course's own Dataset
 
-elif section == "dataset":
+def dataset_section(train_set, test_set) -> None:
     st.subheader(t("data.own.title"))
     st.markdown(prose("data_dataset"))
     show_code(codegen.folder_dataset_code("dataset/train", ["ants", "bees"]), key="data.code_mydataset",
-              filename="read_data.py")
-
+              filename="read_data.py", explain=prose("data_dataset"))
     st.markdown(f"#### {t('data.own.load')}")
-    size = st.number_input(t("data.own.size"), 8, 128, 32, step=4, key="data.own_size",
-                           help=t("data.own.size_help"))
+    st.number_input(t("data.own.size"), 8, 128, 32, step=4, key="data.own_size", help=t("data.own.size_help"),
+                    on_change=on_upload)
     zip_col, folder_col = st.columns(2)
-    upload = zip_col.file_uploader(t("data.own.zip"), type=["zip"], key="data.zip", help=t("data.own.zip_help"))
+    upload = zip_col.file_uploader(t("data.own.zip"), type=["zip"], key="data.zip", help=t("data.own.zip_help"),
+                                   on_change=on_upload)
     folder_mode = D.local_folders_mode()  # off | data | any ($TORCH_CLASSROOM_LOCAL_FOLDERS)
-    folder, folder_clicked = "", False
     if folder_mode == "off":
         folder_col.caption(t("data.own.folder_off"))
     else:
         folder = folder_col.text_input(t("data.own.folder"), key="data.folder", placeholder="hymenoptera_data/train",
                                        help=t("data.own.folder_help_data", base=str(D.data_dir()))
                                        if folder_mode == "data" else t("data.own.folder_help"))
-        folder_clicked = folder_col.button(t("data.own.folder_load"), key="data.folder_load",
-                                           icon=":material/folder_open:", disabled=not folder.strip())
-    loaded, problem = None, None
+        folder_col.button(t("data.own.folder_load"), key="data.folder_load", icon=":material/folder_open:",
+                          disabled=not folder.strip(), on_click=on_folder)
     done = st.session_state.get(ZIP_DONE_KEY)
-    if upload is not None and (done is None or done[:2] != (upload.file_id, size)):
-        try:
-            loaded = D.read_zip(upload.getvalue(), source=upload.name, size=(size, size))
-        except CourseError as exc:
-            problem = exc
-        st.session_state[ZIP_DONE_KEY] = (upload.file_id, size, problem)
-    elif upload is not None:
-        problem = done[2]  # the same file as before: show its verdict again, without re-reading it
-    if folder_clicked:
-        try:
-            loaded = D.read_folder(D.resolve_local_folder(folder), size=(size, size), checked=True)
-        except CourseError as exc:
-            problem = exc
+    problem = done[2] if upload is not None and done is not None and done[0] == upload.file_id else None
+    problem = st.session_state.pop(FOLDER_ERROR_KEY, None) or problem
     if problem is not None:
         st.error(error_text(problem), icon=":material/error:")
-    if loaded is not None:
-        set_user_dataset(loaded)
-        state.set_dataset_name(USER)
-        st.session_state[LAST_VALID_KEY] = USER
-        st.session_state[PENDING_KEY] = USER
-        st.rerun()  # the picker above now offers (and selects) the new dataset
+    own_dataset()
 
+
+def own_dataset() -> None:
+    """What the student's own dataset holds: counts, the split, one picture per class."""
     own = user_dataset()
-    if own is not None:
-        st.success(t("data.own.loaded", source=own.source, train=len(own.train), test=len(own.test),
-                     classes=len(own.train.classes)), icon=":material/check_circle:")
-        if own.skipped:
-            st.warning(t("data.own.skipped", count=own.skipped))
-        st.caption(t("data.own.split_folders") if own.split == "folders" else t("data.own.split_random"))
-        st.dataframe({t("data.own.class"): list(own.per_class), t("data.own.count"): list(own.per_class.values())},
-                     hide_index=True)
-        idx = [int((own.train.targets == k).nonzero()[0, 0]) for k in range(len(own.train.classes))
-               if (own.train.targets == k).any()]
-        image_grid([own.train.images[i].permute(1, 2, 0).numpy() for i in idx],
-                   [own.train.classes[int(own.train.targets[i])] for i in idx])
-        if st.button(t("data.own.forget"), key="data.own_forget", icon=":material/delete:"):
-            set_user_dataset(None)
-            st.session_state.pop(ZIP_DONE_KEY, None)
-            if state.dataset_name() == USER:
-                state.set_dataset_name(CHOICES[0])
-            st.session_state[PENDING_KEY] = state.dataset_name()
-            st.rerun()
+    if own is None:
+        return
+    st.success(t("data.own.loaded", source=own.source, train=len(own.train), test=len(own.test),
+                 classes=len(own.train.classes)), icon=":material/check_circle:")
+    if own.skipped:
+        st.warning(t("data.own.skipped", count=own.skipped))
+    st.caption(t("data.own.split_folders") if own.split == "folders" else t("data.own.split_random"))
+    st.dataframe({t("data.own.class"): list(own.per_class), t("data.own.count"): list(own.per_class.values())},
+                 hide_index=True)
+    idx = [int((own.train.targets == k).nonzero()[0, 0]) for k in range(len(own.train.classes))
+           if (own.train.targets == k).any()]
+    image_grid([uint8_hwc(own.train.images[i]) for i in idx],
+               [own.train.classes[int(own.train.targets[i])] for i in idx])
+    st.button(t("data.own.forget"), key="data.own_forget", icon=":material/delete:", on_click=on_forget)
+
 
 # ------------------------------------------------------------------ 5. torchvision datasets
 
-elif section == "torchvision":
+def torchvision_section(train_set, test_set) -> None:
     st.subheader(t("data.tv.title"))
     st.markdown(prose("data_torchvision"))
     if train_set is None or test_set is None:
-        st.stop()
+        return
     if len(train_set) == 0:
         st.warning(t("data.tv.empty"))
-        st.stop()
+        return
+    fit_state("data.index", len(train_set) - 1)
     index = st.number_input(t("data.tv.index"), 0, len(train_set) - 1, 0, key="data.index")
     facts = D.dataset_facts(train_set, test_set, int(index))
     names = class_names(train_set)
     left, right = st.columns([3, 1])
-    with left:
-        st.code(
-            f">>> len(train_set)\n{facts.len_train}\n>>> len(test_set)\n{facts.len_test}\n"
-            f">>> train_set.classes\n{list(facts.classes)}\n>>> train_set.class_to_idx\n{facts.class_to_idx}\n"
-            f">>> img, target = train_set[{facts.index}]\n>>> type(img), img.size, img.mode\n"
-            f"({facts.sample_type}, {facts.sample_size}, '{facts.sample_mode}')\n"
-            f">>> target, train_set.classes[target]\n({facts.label}, '{facts.label_name}')",
-            language="python",
-        )
-    with right:
-        st.image(big(np.asarray(train_set.pil(facts.index).convert("RGB")), 160),
-                 caption=f"{facts.label} · {names[facts.label]}")
-        st.caption(t("data.tv.pil_note"))
+    left.code(
+        f">>> len(train_set)\n{facts.len_train}\n>>> len(test_set)\n{facts.len_test}\n"
+        f">>> train_set.classes\n{list(facts.classes)}\n>>> train_set.class_to_idx\n{facts.class_to_idx}\n"
+        f">>> img, target = train_set[{facts.index}]\n>>> type(img), img.size, img.mode\n"
+        f"({facts.sample_type}, {facts.sample_size}, '{facts.sample_mode}')\n"
+        f">>> target, train_set.classes[target]\n({facts.label}, '{facts.label_name}')",
+        language="python",
+    )
+    right.image(big(np.asarray(train_set.pil(facts.index).convert("RGB")), 160),
+                caption=f"{facts.label} · {names[facts.label]}")
+    right.caption(t("data.tv.pil_note"))
     name = state.dataset_name()
-    code_name = name if name != USER else None
-    if code_name:
-        show_code(codegen.dataset_code(code_name, facts.index), key="data.code_dataset", filename="dataset.py")
+    if name in D.DATASETS:
+        show_code(codegen.dataset_code(name, facts.index), key="data.code_dataset", filename="dataset.py",
+                  explain=prose("data_torchvision"))
     st.markdown(f"#### {t('data.tv.grid')}")
     per_class = 6
     picks: list[int] = []
     for k in range(len(train_set.classes)):
-        found = (train_set.targets[:5000] == k).nonzero()[:per_class, 0].tolist()
-        picks += found
-    image_grid([train_set.images[i].permute(1, 2, 0).numpy() if train_set.images.shape[1] == 3
-                else np.repeat(train_set.images[i, 0].numpy()[..., None], 3, axis=2) for i in picks],
+        picks += (train_set.targets[:5000] == k).nonzero()[:per_class, 0].tolist()
+    image_grid([uint8_hwc(train_set.images[i]) for i in picks],
                [f"{int(train_set.targets[i])} {names[int(train_set.targets[i])]}" for i in picks],
                columns=per_class * 2 if len(picks) >= per_class * 2 else max(len(picks), 1), target=64)
 
+
 # ------------------------------------------------------------------ 4. transforms
 
-elif section == "transforms":
+def transforms_section(train_set, test_set) -> None:
     st.subheader(t("data.tf.title"))
     st.markdown(prose("data_transforms"))
-    if STEPS_KEY not in st.session_state:
-        st.session_state[STEPS_KEY] = [(0, T.Step.make("ToTensor")), (1, T.Step.make("Normalize"))]
-        st.session_state[NEXT_ID_KEY] = 2
-    steps: list[tuple[int, T.Step]] = st.session_state[STEPS_KEY]
-
     src_col, seed_col, draws_col = st.columns([2, 1, 1])
-    source = src_col.segmented_control(t("data.tf.source"), ("sample", "upload"), default="sample",
-                                       format_func={s: t(f"data.tf.source.{s}") for s in ("sample", "upload")}.get, key="data.tf_source",
-                                       required=True) or "sample"
-    seed = int(seed_col.number_input(t("data.tf.seed"), 0, 10_000, 0, key="data.tf_seed"))
-    draws = int(draws_col.number_input(t("data.tf.draws"), 1, 16, 4, key="data.tf_draws",
+    source = src_col.segmented_control(t("data.tf.source"), tuple(SOURCES), default="sample", key="data.tf_source",
+                                       format_func={s: t(k) for s, k in SOURCES.items()}.get, required=True) or "sample"
+    seed = int(seed_col.number_input(t("data.tf.seed"), 0, data_link.MAX_SEED, 0, key="data.tf_seed"))
+    draws = int(draws_col.number_input(t("data.tf.draws"), 1, data_link.MAX_DRAWS, 4, key="data.tf_draws",
                                        help=t("data.tf.draws_help")))
-    png = None
+    png = input_picture(source, train_set)
+    pipeline = pipeline_editor(train_set, source)
     name = state.dataset_name()
-    if source == "sample":
-        if train_set is None or len(train_set) == 0:
-            st.stop()
-        index = int(st.number_input(t("data.tv.index"), 0, len(train_set) - 1, 0, key="data.tf_index"))
-        if name == USER:
-            buf = io.BytesIO()
-            train_set.pil(index).save(buf, format="PNG")
-            png = buf.getvalue()
-        else:
-            png = sample_png(name, True, index)
-    else:
-        up = st.file_uploader(t("data.tf.upload"), type=["png", "jpg", "jpeg", "bmp", "webp", "gif"],
-                              key="data.tf_upload")
-        if up is None:
-            st.info(t("data.tf.upload_first"))
-        else:
-            png = up.getvalue()
-
-    # --- the editor: add, edit, reorder, remove
-    st.markdown(f"#### {t('data.tf.pipeline')}")
-    add_col, btn_col, preset_col = st.columns([2, 1, 1], vertical_alignment="bottom")
-    kind = add_col.selectbox(t("data.tf.add_kind"), T.KINDS, key=lkey("data.tf_add_kind"),
-                             format_func={k: f"{k} · {t(f'data.tf.kind.{k}')}" for k in T.KINDS}.get)
-    if btn_col.button(t("data.tf.add"), key="data.tf_add", icon=":material/add:"):
-        steps.append((st.session_state[NEXT_ID_KEY], T.Step.make(kind)))
-        st.session_state[NEXT_ID_KEY] += 1
-    if preset_col.button(t("data.tf.reset"), key="data.tf_reset", icon=":material/restart_alt:"):
-        st.session_state[STEPS_KEY] = steps = [(0, T.Step.make("ToTensor")), (1, T.Step.make("Normalize"))]
-        st.session_state[NEXT_ID_KEY] = 2
-
-    edited: list[tuple[int, T.Step]] = []
-    action = None
-    for pos, (sid, step) in enumerate(steps):
-        with st.container(border=True, key=f"data.tf_row_{sid}"):
-            head, up_c, down_c, del_c = st.columns([6, 1, 1, 1], vertical_alignment="center")
-            head.markdown(f"**{pos + 1}. `{step.kind}`** · {t(f'data.tf.kind.{step.kind}')}")
-            if up_c.button("", key=f"data.tf_up_{sid}", icon=":material/arrow_upward:", disabled=pos == 0,
-                           help=t("data.tf.up")):
-                action = ("up", pos)
-            if down_c.button("", key=f"data.tf_down_{sid}", icon=":material/arrow_downward:",
-                             disabled=pos == len(steps) - 1, help=t("data.tf.down")):
-                action = ("down", pos)
-            if del_c.button("", key=f"data.tf_del_{sid}", icon=":material/delete:", help=t("data.tf.remove")):
-                action = ("del", pos)
-            a = step.kwargs
-            p = f"data.tf_{sid}_"
-            try:
-                if step.kind in ("Resize", "CenterCrop", "RandomCrop"):
-                    c1, c2, c3, c4 = st.columns(4)
-                    pair = isinstance(a["size"], tuple)
-                    form = c1.radio(t("data.tf.size_form"), ("int", "hw"), index=1 if pair else 0, key=lkey(p + "form"),
-                                    format_func={f: t(f"data.tf.size_form.{f}") for f in ("int", "hw")}.get, horizontal=True)
-                    h0 = a["size"][0] if pair else a["size"]
-                    w0 = a["size"][1] if pair else a["size"]
-                    h = int(c2.number_input(t("data.tf.size_h") if form == "hw" else t("data.tf.size"), 1,
-                                            T.MAX_SIDE, int(h0), key=p + "h"))
-                    size = (h, int(c3.number_input(t("data.tf.size_w"), 1, T.MAX_SIDE, int(w0), key=p + "w"))) \
-                        if form == "hw" else h
-                    extra = {}
-                    if step.kind == "RandomCrop":
-                        extra["padding"] = int(c4.number_input("padding", 0, 256, int(a["padding"]), key=p + "pad"))
-                    new = T.Step.make(step.kind, size=size, **extra)
-                elif step.kind == "Normalize":
-                    options = ["half"] + (["dataset"] if name != USER and train_set is not None else [])
-                    is_half = all(m == 0.5 for m in a["mean"]) and all(x == 0.5 for x in a["std"])
-                    preset = st.radio(t("data.tf.norm_preset"), options, key=lkey(p + "preset"), horizontal=True,
-                                      index=0 if is_half or len(options) == 1 else 1,
-                                      format_func={o: t(f"data.tf.norm.{o}") for o in options}.get)
-                    if preset == "dataset":
-                        mean, std = stats_for(name)
-                    else:
-                        ch = train_set.images.shape[1] if train_set is not None and source == "sample" else 3
-                        mean, std = (0.5,) * ch, (0.5,) * ch
-                    st.caption(f"mean = {list(mean)}, std = {list(std)}")
-                    new = T.Step.make("Normalize", mean=mean, std=std)
-                elif step.kind == "RandomHorizontalFlip":
-                    new = T.Step.make(step.kind, p=st.slider("p", 0.0, 1.0, float(a["p"]), 0.05, key=p + "p"))
-                elif step.kind == "RandomRotation":
-                    new = T.Step.make(step.kind, degrees=st.slider("degrees", 0.0, 180.0, float(a["degrees"]), 5.0,
-                                                                   key=p + "deg"))
-                elif step.kind == "ColorJitter":
-                    cols = st.columns(4)
-                    vals = {k: cols[i].slider(k, 0.0, 0.5 if k == "hue" else 2.0, float(a[k]), 0.05, key=p + k)
-                            for i, k in enumerate(("brightness", "contrast", "saturation", "hue"))}
-                    new = T.Step.make(step.kind, **vals)
-                elif step.kind == "Grayscale":
-                    new = T.Step.make(step.kind, num_output_channels=st.radio(
-                        "num_output_channels", (1, 3), index=0 if a["num_output_channels"] == 1 else 1,
-                        key=p + "ch", horizontal=True))
-                else:
-                    new = step
-            except CourseError as exc:
-                st.error(error_text(exc))
-                new = step  # keep the last valid settings of this step
-            edited.append((sid, new))
-    st.session_state[STEPS_KEY] = edited
-    if action is not None:
-        verb, pos = action
-        if verb == "del":
-            edited.pop(pos)
-        else:
-            other = pos - 1 if verb == "up" else pos + 1
-            edited[pos], edited[other] = edited[other], edited[pos]
-        st.rerun()
-
-    pipeline = [s for _, s in edited]
     if pipeline:
-        show_code(codegen.transforms_code(pipeline, name if (name != USER and source == "sample") else "upload"),
-                  key="data.code_tf", filename="transforms.py")
+        show_code(codegen.transforms_code(pipeline, name if (name in D.DATASETS and source == "sample") else "upload"),
+                  key="data.code_tf", filename="transforms.py", explain=prose("data_transforms"))
     if png is None:
-        st.stop()
+        return
     try:
         results = run_steps(png, tuple(pipeline), seed, draws)
     except CourseError as exc:
         st.error(error_text(exc), icon=":material/error:")
-        st.stop()
+        return
+    step_results(results, seed)
 
+
+def input_picture(source: str, train_set) -> bytes | None:
+    """The picture the pipeline runs on: a dataset sample, or the student's upload."""
+    if source == "upload":
+        up = st.file_uploader(t("data.tf.upload"), type=["png", "jpg", "jpeg", "bmp", "webp", "gif"],
+                              key="data.tf_upload")
+        if up is None:
+            st.info(t("data.tf.upload_first"))
+            return None
+        return up.getvalue()
+    if train_set is None or len(train_set) == 0:
+        return None
+    fit_state("data.tf_index", len(train_set) - 1)
+    index = int(st.number_input(t("data.tv.index"), 0, len(train_set) - 1, 0, key="data.tf_index"))
+    name = state.dataset_name()
+    return sample_png(name, True, index) if name in D.DATASETS else png_of(train_set, index)
+
+
+def normalize_presets(train_set, source: str, sid: int) -> dict:
+    """Normalize's choices here: the course's 0.5 per channel, this dataset's statistics, a link's values."""
+    name = state.dataset_name()
+    channels = train_set.images.shape[1] if train_set is not None and source == "sample" else 3
+    presets = {"half": ((0.5,) * channels, (0.5,) * channels)}
+    if name in D.DATASETS and train_set is not None:
+        presets["dataset"] = stats_for(name)
+    custom = st.session_state.get(CUSTOM_KEY, {})
+    if sid in custom:
+        presets["custom"] = custom[sid]
+    return presets
+
+
+def pipeline_editor(train_set, source: str) -> list[T.Step]:
+    """Add, edit, reorder, remove: the pipeline as the widgets now describe it."""
+    st.markdown(f"#### {t('data.tf.pipeline')}")
+    rows = steps()
+    add_col, btn_col, reset_col = st.columns([2, 1, 1], vertical_alignment="bottom")
+    add_col.selectbox(t("data.tf.add_kind"), T.KINDS, key=lang_key("data.tf_add_kind"),
+                      format_func={k: f"{k} · {t(T.STEP_KINDS[k].title_key)}" for k in T.KINDS}.get)
+    btn_col.button(t("data.tf.add"), key="data.tf_add", icon=":material/add:", on_click=on_add,
+                   disabled=len(rows) >= T.MAX_STEPS)
+    reset_col.button(t("data.tf.reset"), key="data.tf_reset", icon=":material/restart_alt:", on_click=on_reset)
+    edited = []
+    for pos, (sid, step) in enumerate(rows):
+        with st.container(border=True, key=f"data.tf_row_{sid}"):
+            head, up_c, down_c, del_c = st.columns([6, 1, 1, 1], vertical_alignment="center")
+            head.markdown(f"**{pos + 1}. `{step.kind}`** · {t(step.entry.title_key)}")
+            up_c.button("", key=f"data.tf_up_{sid}", icon=":material/arrow_upward:", disabled=pos == 0,
+                        help=t("data.tf.up"), on_click=on_move, args=(sid, -1))
+            down_c.button("", key=f"data.tf_down_{sid}", icon=":material/arrow_downward:",
+                          disabled=pos == len(rows) - 1, help=t("data.tf.down"), on_click=on_move, args=(sid, 1))
+            del_c.button("", key=f"data.tf_del_{sid}", icon=":material/delete:", help=t("data.tf.remove"),
+                         on_click=on_move, args=(sid, 0))
+            try:
+                step = edit_step(sid, step, normalize_presets(train_set, source, sid))
+            except CourseError as exc:
+                st.error(error_text(exc))  # the step keeps its last valid settings
+            edited.append((sid, step))
+    st.session_state[STEPS_KEY] = edited
+    return [s for _, s in edited]
+
+
+def step_results(results: list[T.StepResult], seed: int) -> None:
+    """Every step's output: the picture, shape, dtype, min/max, histogram, and the draws of random steps."""
     st.markdown(f"#### {t('data.tf.results')}")
     for res in results:
         with st.container(border=True, key=f"data.tf_result_{res.index}"):
@@ -422,61 +440,70 @@ elif section == "transforms":
                 st.info(t("data.tf.hwc_chw", before=str(results[res.index - 1].shape), after=str(res.shape)),
                         icon=":material/swap_horiz:")
             img_col, info_col, hist_col = st.columns([1, 1.5, 2])
-            img_col.image(big(res.display, 160),
-                          caption=t("data.tf.denormalized") if res.denormalized else None)
+            img_col.image(big(res.display, 160), caption=t("data.tf.denormalized") if res.denormalized else None)
             shape_text = (f"img.size = {res.pil_size}  (W, H)\nnp.array(img).shape = {res.shape}  # HWC"
                           if not res.is_tensor else f"img.shape = torch.Size({list(res.shape)})  # CHW")
             info_col.code(f"{shape_text}\ndtype = {res.dtype}\nmin = {res.vmin:.4g}\nmax = {res.vmax:.4g}",
                           language="python", wrap_lines=True)
             if res.denormalized:
                 info_col.caption(t("data.tf.raw_values", vmin=f"{res.vmin:.3f}", vmax=f"{res.vmax:.3f}"))
-            hist_col.plotly_chart(hist_figure(res), key=f"data.tf_hist_{res.index}",
-                                  config={"displayModeBar": False})
+            hist_col.plotly_chart(hist_figure(res), key=f"data.tf_hist_{res.index}", config={"displayModeBar": False})
             if res.step is not None and res.step.random and len(res.draws) > 1:
                 st.caption(t("data.tf.draws_caption", n=len(res.draws), seed=seed))
                 cols = st.columns(min(len(res.draws), 8))
                 for k, pic in enumerate(res.draws):
                     cols[k % len(cols)].image(big(pic, 96), caption=f"#{k + 1}")
 
+
 # ------------------------------------------------------------------ 6. DataLoader
 
-elif section == "loader":
+def loader_section(train_set, test_set) -> None:
     st.subheader(t("data.dl.title"))
     st.markdown(prose("data_loader"))
     c1, c2, c3, c4, c5 = st.columns(5)
-    split = c1.segmented_control(t("data.dl.split"), ("test", "train"), default="test", key="data.dl_split",
-                                 format_func={s: t(f"data.split_{s}") for s in ("test", "train")}.get, required=True) or "test"
-    batch_size = int(c2.number_input("batch_size", 1, 1024, 64, key="data.batch_size"))
+    split = c1.segmented_control(t("data.dl.split"), data_link.SPLITS, default="test", key="data.dl_split",
+                                 format_func={s: t(k) for s, k in SPLIT_TITLES.items()}.get, required=True) or "test"
+    batch_size = int(c2.number_input("batch_size", 1, data_link.MAX_BATCH, 64, key="data.batch_size"))
     shuffle = c3.toggle("shuffle", True, key="data.shuffle")
     drop_last = c4.toggle("drop_last", False, key="data.drop_last")
-    num_workers = int(c5.selectbox("num_workers", (0, 1, 2), key="data.num_workers"))
+    num_workers = int(c5.selectbox("num_workers", data_link.WORKERS, key="data.num_workers"))
     if num_workers:
         st.info(t("data.dl.workers_note", n=num_workers), icon=":material/info:")
-    seed = int(st.number_input(t("data.dl.seed"), 0, 10_000, 0, key="data.dl_seed", help=t("data.dl.seed_help")))
+    seed = int(st.number_input(t("data.dl.seed"), 0, data_link.MAX_SEED, 0, key="data.dl_seed",
+                               help=t("data.dl.seed_help")))
     ds = train_set if split == "train" else test_set
     if ds is None:
-        st.stop()
+        return
+    loader_facts(ds, batch_size, drop_last)
     name = state.dataset_name()
+    if name in D.DATASETS:
+        show_code(codegen.dataloader_code(name, batch_size, shuffle, drop_last, num_workers, train=split == "train"),
+                  key="data.code_loader", filename="dataloader.py", explain=prose("data_loader"))
+    try:
+        if name in D.DATASETS:
+            batches = batches_for(name, split == "train", batch_size, shuffle, drop_last, seed)
+        else:
+            batches = D.first_batches(ds, batch_size, shuffle, drop_last, epochs=2, seed=seed)
+    except CourseError as exc:
+        st.error(error_text(exc))
+        return
+    two_epochs(batches, class_names(ds), shuffle)
+
+
+def loader_facts(ds: D.TensorImageDataset, batch_size: int, drop_last: bool) -> None:
+    """len(dataset), len(loader), the last batch and the course's division."""
     facts = D.loader_facts(len(ds), batch_size, drop_last)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric(t("data.dl.len_data"), f"{len(ds):,}")
     m2.metric(t("data.dl.batches"), f"{facts.num_batches:,}")
     m3.metric(t("data.dl.last"), f"{facts.last_size}")
-    m4.metric("imgs.shape", f"[{min(batch_size, len(ds))}, "
-              f"{', '.join(str(s) for s in ds.images.shape[1:])}]")
+    m4.metric("imgs.shape", f"[{min(batch_size, len(ds))}, {', '.join(str(s) for s in ds.images.shape[1:])}]")
     st.markdown(t("data.dl.arith", n=len(ds), b=batch_size, full=len(ds) // batch_size, rest=len(ds) % batch_size,
                   batches=facts.num_batches, last=facts.last_size))
-    if name != USER:
-        show_code(codegen.dataloader_code(name, batch_size, shuffle, drop_last, num_workers, train=split == "train"),
-                  key="data.code_loader", filename="dataloader.py")
-    try:
-        if name == USER:
-            batches = D.first_batches(ds, batch_size, shuffle, drop_last, epochs=2, seed=seed)
-        else:
-            batches = batches_for(name, split == "train", batch_size, shuffle, drop_last, seed)
-    except CourseError as exc:
-        st.error(error_text(exc))
-        st.stop()
+
+
+def two_epochs(batches: list[D.Batch], names: list[str], shuffle: bool) -> None:
+    """The first batch's shapes, then the first batch of two epochs side by side."""
     first = batches[0]
     st.code(f"imgs.shape    = torch.Size({list(first.imgs.shape)})\n"
             f"targets.shape = torch.Size({list(first.targets.shape)})\n"
@@ -484,14 +511,33 @@ elif section == "loader":
             f"max = {first.imgs.max().item():.3g}", language="python")
     st.markdown(f"#### {t('data.dl.epochs')}")
     st.caption(t("data.dl.shuffle_on") if shuffle else t("data.dl.shuffle_off"))
-    names = class_names(ds)
     show = min(16, len(first.targets))
-    cols = st.columns(2)
-    for col, batch in zip(cols, batches):
+    for col, batch in zip(st.columns(2), batches):
         with col:
             st.markdown(t("data.dl.epoch_batch", epoch=batch.epoch, n=len(batch.targets)))
             st.caption("indices: " + str(batch.indices[:show].tolist()))
             for start in range(0, show, 4):
-                row = st.columns(4)
-                for r, j in zip(row, range(start, min(start + 4, show))):
+                for r, j in zip(st.columns(4), range(start, min(start + 4, show))):
                     r.image(big(chw_to_hwc(batch.imgs[j]), 64), caption=names[int(batch.targets[j])])
+
+
+# ------------------------------------------------------------------ the page
+
+SECTION_VIEWS = {"env": env_section, "dataset": dataset_section, "transforms": transforms_section,
+                 "torchvision": torchvision_section, "loader": loader_section}
+
+
+def main() -> None:
+    link = PageLink("data", keys=LINK_KEYS, load=load_link, save=save_link)
+    explanation()
+    link.apply()
+    keep_settings()
+    train_set, test_set = dataset_picker()
+    section, link_slot = section_picker()
+    SECTION_VIEWS[section](train_set, test_set)
+    link.publish()
+    with link_slot:
+        link.copy_button()
+
+
+main()

@@ -25,8 +25,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from dl_core import images, shapes10
+from dl_core import images, seeding, shapes10
 from dl_core.errors import CourseError
+from dl_core.i18n import text
 
 Progress = Callable[[int, int], None]
 
@@ -91,62 +92,103 @@ class TensorImageDataset(Dataset):
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What other pages need before loading: shape of one image, classes, sizes, download."""
+    """One built-in dataset, everything known before loading it: the picture's shape, the classes (each
+    with the catalog key of its name in both languages), sizes, where torchvision finds its files, and
+    the line that loads it in generated code. Adding a dataset: one entry in DATASETS plus its strings."""
 
     name: str
-    title: str
+    title: str  # as students know it (not translated): "CIFAR10"
+    choice_key: str  # catalog key of its entry in the Data page's picker
     channels: int
     size: int  # images are size × size
-    num_classes: int
     train_size: int
     test_size: int
-    needs_download: bool
-    classes: tuple[str, ...]
-    torchvision_class: str | None = None  # "CIFAR10", "MNIST", "FashionMNIST"
+    class_keys: tuple[tuple[str, str], ...]  # (class name as `dataset.classes` holds it, catalog key)
+    torchvision_class: str | None = None  # "CIFAR10", "MNIST", "FashionMNIST"; None: drawn by dl_core
     files: tuple[str, ...] = ()  # the archive(s) to put in `folder` when offline
     urls: tuple[str, ...] = ()
     subfolder: str = ""  # where under data_dir() torchvision looks for `files`
+    extracted: str = ""  # a folder under data_dir() that exists once the archive is unpacked
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.class_keys)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_keys)
+
+    @property
+    def needs_download(self) -> bool:
+        return self.torchvision_class is not None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (self.channels, self.size, self.size)
 
+    def code_imports(self) -> list[str]:
+        """The import lines generated code needs to load it."""
+        if self.torchvision_class is not None:
+            return ["import torchvision"]
+        return ["", "# Shapes-10 is built into PyTorch 课堂 / Torch Classroom: run this from the app's folder.",
+                "from dl_core.datasets import load_dataset"]  # notebooks replace this line with the definition
 
-_CIFAR = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-_MNIST = tuple(f"{d} - {w}" for d, w in enumerate(
-    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")))
-_FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+    def code(self, train: bool, transform: str | None = None) -> str:
+        """The expression generated code loads it with: the course's own torchvision line where there is one."""
+        tf = f", transform={transform}" if transform else ""
+        if self.torchvision_class is None:
+            return f'load_dataset("{self.name}", train={train}{tf})'
+        return f'torchvision.datasets.{self.torchvision_class}("./dataset", train={train}{tf}, download=True)'
+
+
+# The CIFAR10 classes, as torchvision's CIFAR10(...).classes holds them (the only place they are written).
+CIFAR10_CLASS_KEYS = {
+    "airplane": "data.class.cifar10.airplane", "automobile": "data.class.cifar10.automobile",
+    "bird": "data.class.cifar10.bird", "cat": "data.class.cifar10.cat", "deer": "data.class.cifar10.deer",
+    "dog": "data.class.cifar10.dog", "frog": "data.class.cifar10.frog", "horse": "data.class.cifar10.horse",
+    "ship": "data.class.cifar10.ship", "truck": "data.class.cifar10.truck",
+}
+_MNIST_CLASS_KEYS = {
+    "0 - zero": "data.class.mnist.0", "1 - one": "data.class.mnist.1", "2 - two": "data.class.mnist.2",
+    "3 - three": "data.class.mnist.3", "4 - four": "data.class.mnist.4", "5 - five": "data.class.mnist.5",
+    "6 - six": "data.class.mnist.6", "7 - seven": "data.class.mnist.7", "8 - eight": "data.class.mnist.8",
+    "9 - nine": "data.class.mnist.9",
+}
+_FASHION_CLASS_KEYS = {
+    "T-shirt/top": "data.class.fashionmnist.tshirt", "Trouser": "data.class.fashionmnist.trouser",
+    "Pullover": "data.class.fashionmnist.pullover", "Dress": "data.class.fashionmnist.dress",
+    "Coat": "data.class.fashionmnist.coat", "Sandal": "data.class.fashionmnist.sandal",
+    "Shirt": "data.class.fashionmnist.shirt", "Sneaker": "data.class.fashionmnist.sneaker",
+    "Bag": "data.class.fashionmnist.bag", "Ankle boot": "data.class.fashionmnist.ankle_boot",
+}
 _MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
-DATASETS: dict[str, DatasetInfo] = {
-    "shapes10": DatasetInfo("shapes10", "Shapes-10", 3, 32, 10, 5_000, 1_000, False, shapes10.CLASSES),
-    "shapes10-full": DatasetInfo("shapes10-full", "Shapes-10 (full)", 3, 32, 10, 50_000, 10_000, False,
-                                 shapes10.CLASSES),
-    "cifar10": DatasetInfo("cifar10", "CIFAR10", 3, 32, 10, 50_000, 10_000, True, _CIFAR, "CIFAR10",
-                           ("cifar-10-python.tar.gz",), ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)),
-    "mnist": DatasetInfo("mnist", "MNIST", 1, 28, 10, 60_000, 10_000, True, _MNIST, "MNIST", _MNIST_FILES,
-                         tuple(f"https://ossci-datasets.s3.amazonaws.com/mnist/{f}" for f in _MNIST_FILES),
-                         "MNIST/raw"),
-    "fashionmnist": DatasetInfo("fashionmnist", "FashionMNIST", 1, 28, 10, 60_000, 10_000, True, _FASHION,
-                                "FashionMNIST", _MNIST_FILES,
-                                tuple(f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{f}"
-                                      for f in _MNIST_FILES), "FashionMNIST/raw"),
-}
+DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
+    DatasetInfo("shapes10", "Shapes-10", "data.choice.shapes10", 3, 32, 5_000, 1_000,
+                tuple(shapes10.CLASS_KEYS.items())),
+    DatasetInfo("shapes10-full", "Shapes-10 (full)", "data.choice.shapes10-full", 3, 32, 50_000, 10_000,
+                tuple(shapes10.CLASS_KEYS.items())),
+    DatasetInfo("cifar10", "CIFAR10", "data.choice.cifar10", 3, 32, 50_000, 10_000,
+                tuple(CIFAR10_CLASS_KEYS.items()), "CIFAR10", ("cifar-10-python.tar.gz",),
+                ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",), extracted="cifar-10-batches-py"),
+    DatasetInfo("mnist", "MNIST", "data.choice.mnist", 1, 28, 60_000, 10_000, tuple(_MNIST_CLASS_KEYS.items()),
+                "MNIST", _MNIST_FILES,
+                tuple(f"https://ossci-datasets.s3.amazonaws.com/mnist/{f}" for f in _MNIST_FILES),
+                "MNIST/raw"),
+    DatasetInfo("fashionmnist", "FashionMNIST", "data.choice.fashionmnist", 1, 28, 60_000, 10_000,
+                tuple(_FASHION_CLASS_KEYS.items()), "FashionMNIST", _MNIST_FILES,
+                tuple(f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{f}" for f in _MNIST_FILES),
+                "FashionMNIST/raw"),
+)}
 
-_ZH = {
-    **dict(zip(shapes10.CLASSES, shapes10.CLASSES_ZH)),
-    **dict(zip(_CIFAR, ("飞机", "汽车", "鸟", "猫", "鹿", "狗", "青蛙", "马", "船", "卡车"))),
-    **dict(zip(_FASHION, ("T恤/上衣", "裤子", "套头衫", "连衣裙", "外套", "凉鞋", "衬衫", "运动鞋", "包", "短靴"))),
-    **{m: f"{m[0]} - {zh}" for m, zh in zip(_MNIST, "零一二三四五六七八九")},
-}
+_CLASS_KEYS = {name: key for info in DATASETS.values() for name, key in info.class_keys}
 
 
-def display_classes(classes: list[str], lang: str) -> list[str]:
-    """Class names in the user's language ('zh' or 'en'); names we do not know stay as they are."""
-    if lang != "zh":
-        return list(classes)
-    return [_ZH.get(c, c) for c in classes]
+def display_classes(classes: list[str] | tuple[str, ...], lang: str) -> list[str]:
+    """Class names in the user's language ('zh' or 'en'), from the catalogs; names we do not know
+    (a student's own folders) stay as they are."""
+    return [text(_CLASS_KEYS[c], lang) if c in _CLASS_KEYS else c for c in classes]
 
 
 def data_dir() -> Path:
@@ -308,8 +350,8 @@ def is_prepared(name: str, train: bool = True, *, root: Path | None = None) -> b
     if info.torchvision_class is None:
         return shapes10_path(name, train, root).exists()
     folder = root / info.subfolder if info.subfolder else root
-    if info.torchvision_class == "CIFAR10":
-        return (root / "cifar-10-batches-py").is_dir() or (folder / info.files[0]).exists()
+    if info.extracted and (root / info.extracted).is_dir():
+        return True
     return all((folder / f).exists() or (folder / f.removesuffix(".gz")).exists() for f in info.files)
 
 
@@ -434,39 +476,29 @@ CACHE_BYTES = 64 * 2**20  # file bytes kept between the header pass and the deco
 HEADER_BYTES = 1 << 20  # the header pass reads at most this much of each file
 
 
-def _build(groups: dict[str, dict[str, list[Any]]], layout: str, skipped: int, source: str,
-           size: tuple[int, int], test_fraction: float, seed: int, limits: ZipLimits,
-           clock: _Clock | None = None, fetch: Callable[[Any, int | None], bytes] | None = None) -> FolderDataset:
-    """Decode every picture of `groups` (fetched one at a time with `fetch`: memory stays bounded
-    whatever the archive unpacks to) into the train and test TensorImageDatasets."""
-    labels = sorted({label for split in groups.values() for label in split})
-    if not labels:
-        raise CourseError("zip.no_classes", "no class folders found: put images in one folder per label")
-    if len(labels) < 2:
-        raise CourseError("zip.one_class", "only one class folder ({label}) was found; a classifier needs "
-                          "at least two (e.g. ants/ and bees/)", label=labels[0])
-    clock = clock or _Clock(limits.max_seconds)
-    fetch = fetch or (lambda blob, n=None: blob if n is None else blob[:n])
-    # The pixel budget, from the headers alone, before a single picture is decoded.
+Fetch = Callable[[Any, int | None], bytes]  # (where a file is, at most n bytes or None: all) -> its bytes
+
+
+Where = tuple[str, str, int]  # (split, label, index in its folder)
+
+
+def _header_pass(groups: dict[str, dict[str, list[Any]]], size: tuple[int, int], limits: ZipLimits,
+                 clock: _Clock, fetch: Fetch) -> tuple[dict[Where, bool], dict[Where, bytes]]:
+    """Every picture's header against the pixel budget, before a single one is decoded: which are readable,
+    and the small files' bytes kept for the decoding pass (up to CACHE_BYTES)."""
     wanted = (size[1], size[0])
-    readable: dict[tuple[str, str, int], bool] = {}
-    cache: dict[tuple[str, str, int], bytes] = {}
+    readable: dict[Where, bool] = {}
+    cache: dict[Where, bytes] = {}
     cached = total = 0
     for split, by_label in groups.items():
         for label, items in by_label.items():
             for i, item in enumerate(items):
                 clock.check()
                 blob = fetch(item, HEADER_BYTES)  # the start of the file: enough for any header
-                try:
-                    h = images.read_header(blob, _image_limits(limits), reduce_for=wanted)
-                except CourseError:
-                    h = None
-                    if len(blob) >= HEADER_BYTES and images.looks_like_image(blob):  # a header past 1 MB?
-                        blob = fetch(item, None)
-                        try:
-                            h = images.read_header(blob, _image_limits(limits), reduce_for=wanted)
-                        except CourseError:
-                            h = None
+                h = _header(blob, limits, wanted)
+                if h is None and len(blob) >= HEADER_BYTES and images.looks_like_image(blob):  # a header past 1 MB?
+                    blob = fetch(item, None)
+                    h = _header(blob, limits, wanted)
                 readable[(split, label, i)] = h is not None
                 total += h.decoded_pixels if h is not None else 0
                 if total > limits.max_total_pixels:
@@ -476,7 +508,22 @@ def _build(groups: dict[str, dict[str, list[Any]]], layout: str, skipped: int, s
                 if h is not None and len(blob) < HEADER_BYTES and cached + len(blob) <= CACHE_BYTES:
                     cache[(split, label, i)] = blob
                     cached += len(blob)
+    return readable, cache
+
+
+def _header(blob: bytes, limits: ZipLimits, wanted: tuple[int, int]) -> images.Header | None:
+    try:
+        return images.read_header(blob, _image_limits(limits), reduce_for=wanted)
+    except CourseError:
+        return None
+
+
+def _decode_pass(groups: dict[str, dict[str, list[Any]]], readable: dict[Where, bool],
+                 cache: dict[Where, bytes], size: tuple[int, int], limits: ZipLimits, clock: _Clock,
+                 fetch: Fetch) -> tuple[dict[str, dict[str, list[torch.Tensor]]], int]:
+    """{split: {label: [uint8 [3, h, w]]}} of the pictures that decode, and how many did not."""
     decoded: dict[str, dict[str, list[torch.Tensor]]] = {}
+    failed = 0
     for split, by_label in groups.items():
         for label, items in by_label.items():
             for i, item in enumerate(items):
@@ -487,28 +534,48 @@ def _build(groups: dict[str, dict[str, list[Any]]], layout: str, skipped: int, s
                     blob = cache.pop(key, None)
                     x = _decode(blob if blob is not None else fetch(item, None), size, limits)
                 if x is None:
-                    skipped += 1
+                    failed += 1
                 else:
                     decoded.setdefault(split, {}).setdefault(label, []).append(x)
+    return decoded, failed
+
+
+def _split(decoded: dict[str, dict[str, list[torch.Tensor]]], labels: list[str], layout: str,
+           test_fraction: float, seed: int) -> tuple[dict[str, list[torch.Tensor]], dict[str, list[torch.Tensor]]]:
+    """Train and test pictures per label: the archive's own train/ + val/ folders, or a seeded cut per class."""
+    parts = decoded.get("train", {}) if layout == "folders" else decoded.get("all", {})
+    empty = [lb for lb in labels if not parts.get(lb)]
+    if empty:
+        raise CourseError("zip.empty_class", "class folder {label} has no readable image", label=empty[0])
     if layout == "folders":
-        empty = [lb for lb in labels if not decoded.get("train", {}).get(lb)]
-        if empty:
-            raise CourseError("zip.empty_class", "class folder {label} has no readable image", label=empty[0])
-        train_parts = {lb: decoded["train"][lb] for lb in labels}
-        test_parts = {lb: decoded.get("test", {}).get(lb, []) for lb in labels}
-    else:
-        all_parts = decoded.get("all", {})
-        empty = [lb for lb in labels if not all_parts.get(lb)]
-        if empty:
-            raise CourseError("zip.empty_class", "class folder {label} has no readable image", label=empty[0])
-        g = torch.Generator().manual_seed(seed)
-        train_parts, test_parts = {}, {}
-        for lb in labels:  # split each class the same way: a deterministic shuffle, then cut
-            items = all_parts[lb]
-            order = torch.randperm(len(items), generator=g).tolist()
-            n_test = int(round(len(items) * test_fraction)) if len(items) > 1 else 0
-            test_parts[lb] = [items[i] for i in order[:n_test]]
-            train_parts[lb] = [items[i] for i in order[n_test:]]
+        return {lb: parts[lb] for lb in labels}, {lb: decoded.get("test", {}).get(lb, []) for lb in labels}
+    g = seeding.generator(seed)
+    train_parts, test_parts = {}, {}
+    for lb in labels:  # split each class the same way: a deterministic shuffle, then cut
+        items = parts[lb]
+        order = torch.randperm(len(items), generator=g).tolist()
+        n_test = int(round(len(items) * test_fraction)) if len(items) > 1 else 0
+        test_parts[lb] = [items[i] for i in order[:n_test]]
+        train_parts[lb] = [items[i] for i in order[n_test:]]
+    return train_parts, test_parts
+
+
+def _build(groups: dict[str, dict[str, list[Any]]], layout: str, skipped: int, source: str,
+           size: tuple[int, int], test_fraction: float, seed: int, limits: ZipLimits,
+           clock: _Clock | None = None, fetch: Fetch | None = None) -> FolderDataset:
+    """Decode every picture of `groups` (fetched one at a time with `fetch`: memory stays bounded
+    whatever the archive unpacks to) into the train and test TensorImageDatasets."""
+    labels = sorted({label for split in groups.values() for label in split})
+    if not labels:
+        raise CourseError("zip.no_classes", "no class folders found: put images in one folder per label")
+    if len(labels) < 2:
+        raise CourseError("zip.one_class", "only one class folder ({label}) was found; a classifier needs "
+                          "at least two (e.g. ants/ and bees/)", label=labels[0])
+    clock = clock or _Clock(limits.max_seconds)
+    fetch = fetch or (lambda blob, n=None: blob if n is None else blob[:n])
+    readable, cache = _header_pass(groups, size, limits, clock, fetch)
+    decoded, failed = _decode_pass(groups, readable, cache, size, limits, clock, fetch)
+    train_parts, test_parts = _split(decoded, labels, layout, test_fraction, seed)
 
     def stack(parts: dict[str, list[torch.Tensor]]) -> TensorImageDataset:
         xs = [x for lb in labels for x in parts[lb]]
@@ -517,7 +584,7 @@ def _build(groups: dict[str, dict[str, list[Any]]], layout: str, skipped: int, s
         return TensorImageDataset(images_, torch.tensor(ys, dtype=torch.int64), labels, source)
 
     per_class = {lb: len(train_parts[lb]) + len(test_parts[lb]) for lb in labels}
-    return FolderDataset(stack(train_parts), stack(test_parts), source, skipped, layout, per_class)
+    return FolderDataset(stack(train_parts), stack(test_parts), source, skipped + failed, layout, per_class)
 
 
 def zip_name(info: zipfile.ZipInfo) -> str:
@@ -563,9 +630,8 @@ def read_zip(data: bytes, *, source: str = "upload.zip", size: tuple[int, int] =
                           path=source, reason=_zip_error(exc)) from exc
 
 
-def _read_zip(data: bytes, source: str, size: tuple[int, int], test_fraction: float, seed: int,
-              limits: ZipLimits) -> FolderDataset:
-    clock = _Clock(limits.max_seconds)
+def _open_zip(data: bytes, limits: ZipLimits) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    """The archive and its directory, after the checks on the upload itself."""
     if not isinstance(data, (bytes, bytearray)) or len(data) == 0:
         raise CourseError("zip.not_zip", "this file is not a zip archive")
     if len(data) > limits.max_bytes:
@@ -579,19 +645,23 @@ def _read_zip(data: bytes, source: str, size: tuple[int, int], test_fraction: fl
     if any(not e.filename for e in entries):  # a crafted directory: a name of 0 bytes
         raise CourseError("zip.corrupt", "the zip is damaged or encrypted ({path}: {reason})",
                           path="?", reason="an entry without a name")
-    files = [e for e in entries if not e.is_dir()]
-    if not files:
+    if not any(not e.is_dir() for e in entries):
         raise CourseError("zip.empty", "the zip archive is empty")
     if len(entries) > limits.max_files:
         raise CourseError("zip.too_many_files", "the zip has {count} files; the limit is {limit}",
                           count=len(entries), limit=limits.max_files)
-    names = {id(e): zip_name(e) for e in entries}
+    return zf, entries
+
+
+def _check_directory(entries: list[zipfile.ZipInfo], names: dict[int, str], limits: ZipLimits) -> None:
+    """Paths (absolute, `..`), total size and compression ratio: from the directory, nothing decompressed."""
     for e in entries:
         name = names[id(e)].replace("\\", "/")
         if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
             raise CourseError("zip.absolute_path", "the zip contains an absolute path: {path}", path=name)
         if ".." in PurePosixPath(name).parts:
             raise CourseError("zip.traversal", "the zip contains a path leaving its folder: {path}", path=name)
+    files = [e for e in entries if not e.is_dir()]
     total = sum(e.file_size for e in files)
     packed = sum(e.compress_size for e in files)
     if total > limits.max_total_uncompressed:
@@ -601,6 +671,15 @@ def _read_zip(data: bytes, source: str, size: tuple[int, int], test_fraction: fl
     if total > 1 << 20 and (total / max(packed, 1) > limits.max_ratio or worst > limits.max_ratio):
         raise CourseError("zip.bomb", "the zip expands {ratio}× when unpacked: refused as a possible zip bomb",
                           ratio=int(max(worst, total / max(packed, 1))))
+
+
+def _read_zip(data: bytes, source: str, size: tuple[int, int], test_fraction: float, seed: int,
+              limits: ZipLimits) -> FolderDataset:
+    clock = _Clock(limits.max_seconds)
+    zf, entries = _open_zip(data, limits)
+    names = {id(e): zip_name(e) for e in entries}
+    _check_directory(entries, names, limits)
+    files = [e for e in entries if not e.is_dir()]
     contents: dict[PurePosixPath, zipfile.ZipInfo | None] = {}
     for e in files:
         path = PurePosixPath(names[id(e)].replace("\\", "/"))
@@ -856,7 +935,7 @@ def first_batches(ds: TensorImageDataset, batch_size: int = 64, shuffle: bool = 
     to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
     indexed = _Indexed(ds.view(to_tensor))
     loader = DataLoader(indexed, batch_size=batch_size, shuffle=shuffle, num_workers=0, drop_last=drop_last,
-                        generator=torch.Generator().manual_seed(seed))
+                        generator=seeding.generator(seed))
     out = []
     for epoch in range(epochs):
         if not last:

@@ -13,8 +13,17 @@ from dataclasses import dataclass
 
 import torch
 
-CLASSES = ("circle", "ring", "triangle", "square", "hexagon", "star", "cross", "heart", "crescent", "arrow")
-CLASSES_ZH = ("圆形", "圆环", "三角形", "正方形", "六边形", "五角星", "十字", "心形", "月牙", "箭头")
+from dl_core import seeding
+
+# Class name (what `dataset.classes` holds) -> catalog key of its name in each language (locales/data.json).
+CLASS_KEYS = {
+    "circle": "data.class.shapes10.circle", "ring": "data.class.shapes10.ring",
+    "triangle": "data.class.shapes10.triangle", "square": "data.class.shapes10.square",
+    "hexagon": "data.class.shapes10.hexagon", "star": "data.class.shapes10.star",
+    "cross": "data.class.shapes10.cross", "heart": "data.class.shapes10.heart",
+    "crescent": "data.class.shapes10.crescent", "arrow": "data.class.shapes10.arrow",
+}
+CLASSES = tuple(CLASS_KEYS)
 SIZE = 32
 CHUNK = 1000  # images per generator chunk: the unit of determinism and of progress reports
 DEFAULT_SEED = 2026
@@ -46,9 +55,7 @@ class Style:
 def _chunk_generator(seed: int, train: bool, chunk: int) -> torch.Generator:
     # One independent stream per (seed, split, chunk): results do not depend on how many
     # chunks were asked for, so shapes10 (small) is a prefix of shapes10-full.
-    g = torch.Generator()
-    g.manual_seed(seed * 1_000_003 + (0 if train else 500_009) + chunk * 7_919)
-    return g
+    return seeding.generator(seed * 1_000_003 + (0 if train else 500_009) + chunk * 7_919)
 
 
 def _uniform(g: torch.Generator, n: int, low: float, high: float, *shape: int) -> torch.Tensor:
@@ -116,12 +123,10 @@ def _grid(ss: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x[None], y[None]
 
 
-def _draw_chunk(g: torch.Generator, n: int, style: Style) -> tuple[torch.Tensor, torch.Tensor]:
-    """n images uint8 [n, 3, 32, 32] and balanced labels int64 [n]."""
-    targets = (torch.arange(n) % len(CLASSES))[torch.randperm(n, generator=g)]
+def _background(g: torch.Generator, n: int, style: Style) -> tuple[torch.Tensor, torch.Tensor]:
+    """A gradient between two random colours in a random direction, then clutter: float [n, 3, 32, 32] and
+    each picture's mean background colour [n, 3]."""
     x, y = _grid(1)  # background and clutter at 32×32; only the shape is supersampled
-
-    # Background: a gradient between two random colours in a random direction.
     c1, c2 = torch.rand(n, 3, generator=g) * style.background, torch.rand(n, 3, generator=g) * style.background
     ang = _uniform(g, n, 0, 2 * math.pi)
     ramp = ((x - SIZE / 2) * torch.cos(ang)[:, None, None] + (y - SIZE / 2) * torch.sin(ang)[:, None, None]) / SIZE + 0.5
@@ -145,10 +150,14 @@ def _draw_chunk(g: torch.Generator, n: int, style: Style) -> tuple[torch.Tensor,
         br = _uniform(g, n, 1.0, 3.0)[:, None, None]
         mask = (present & ((x - bx) ** 2 + (y - by) ** 2 <= br * br))[:, None]
         img = torch.where(mask, torch.rand(n, 3, 1, 1, generator=g), img)
+    return img, (c1 + c2) / 2
 
-    # The shape: radius 6..14 px, anywhere it fits (a little may leave the frame), any rotation.
+
+def _shape_mask(g: torch.Generator, targets: torch.Tensor, style: Style) -> torch.Tensor:
+    """Where each picture's shape is, supersampled: bool [n, 64, 64]. Random size, position and rotation."""
+    n = targets.shape[0]
     radius = _uniform(g, n, *style.radius)
-    if style.jitter is None:
+    if style.jitter is None:  # anywhere it fits (a little may leave the frame)
         cx = radius * 0.8 + torch.rand(n, generator=g) * (SIZE - 1.6 * radius)
         cy = radius * 0.8 + torch.rand(n, generator=g) * (SIZE - 1.6 * radius)
     else:
@@ -167,12 +176,19 @@ def _draw_chunk(g: torch.Generator, n: int, style: Style) -> tuple[torch.Tensor,
             u = (cos[idx] * dx + sin[idx] * dy) / r
             v = (cos[idx] * dy - sin[idx] * dx) / r
             inside[idx] = _inside(label, u, v)
+    return inside
+
+
+def _draw_chunk(g: torch.Generator, n: int, style: Style) -> tuple[torch.Tensor, torch.Tensor]:
+    """n images uint8 [n, 3, 32, 32] and balanced labels int64 [n]."""
+    targets = (torch.arange(n) % len(CLASSES))[torch.randperm(n, generator=g)]
+    img, bg_mean = _background(g, n, style)
+    inside = _shape_mask(g, targets, style)
     # Shape colour: random, pushed away from the background so the shape stays visible.
     colour = torch.rand(n, 3, generator=g)
     hue = (targets.float() / len(CLASSES) + _uniform(g, n, -0.04, 0.04)) % 1.0
     tinted = _hsv_to_rgb(hue, _uniform(g, n, 0.6, 1.0), _uniform(g, n, 0.5, 1.0))
     colour = torch.where((torch.rand(n, generator=g) < style.class_colour)[:, None], tinted, colour)
-    bg_mean = (c1 + c2) / 2
     weak = (colour - bg_mean).norm(dim=1, keepdim=True) < style.contrast
     colour = torch.where(weak, (bg_mean + 0.5) % 1.0, colour)
     # Coverage of each 32×32 pixel by the 64×64 mask: anti-aliased edges.

@@ -44,6 +44,24 @@ def test_display_classes():
     assert len(set(D.display_classes(list(D.DATASETS["fashionmnist"].classes), "zh"))) == 10
 
 
+def test_every_dataset_entry_names_its_strings_and_its_code():
+    from dl_core.i18n import has, text
+
+    for info in D.DATASETS.values():
+        assert has(info.choice_key), info.name
+        for name, key in info.class_keys:
+            assert has(key) and text(key, "en") == name, key  # English shows torchvision's own names
+        code = info.code(False, "tf")
+        if info.torchvision_class:
+            assert code == (f'torchvision.datasets.{info.torchvision_class}("./dataset", train=False, transform=tf, '
+                            'download=True)')
+            assert info.code_imports() == ["import torchvision"]
+        else:
+            assert code == f'load_dataset("{info.name}", train=False, transform=tf)'
+            assert "from dl_core.datasets import load_dataset" in info.code_imports()  # notebooks replace this line
+    assert D.DATASETS["cifar10"].classes == tuple(D.CIFAR10_CLASS_KEYS)
+
+
 def test_unknown_dataset_name():
     with pytest.raises(CourseError) as exc:
         D.load_dataset("imagenet")

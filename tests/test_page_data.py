@@ -8,6 +8,8 @@ import pytest
 from PIL import Image
 
 from dl_core import datasets as D
+from dl_core import transforms as T
+from ui.i18n import catalog
 from ui.state import DEFAULT_DATASET
 from tests.conftest import assert_clean, new_app
 
@@ -210,3 +212,100 @@ def test_language_switch_keeps_every_choice(lang):
     assert at.selectbox(key=f"data.dataset.{other}").value == "shapes10"
     assert at.radio(key=f"data.tf_1_preset.{other}").value == "dataset"
     assert at.segmented_control(key="data.section").value == "transforms"
+
+
+# --- the page's link (issue 14): /data?ds=…&section=…&tf=…, hostile queries, widgets -> URL ---------------
+
+PAGE = "app_pages/data.py"
+
+
+def open_link(lang: str, **query: str):
+    """The app opened on the data page with `query` in its URL (a teacher's link)."""
+    at = new_app(lang)
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def test_a_link_opens_the_dataloader_with_its_settings(lang):
+    at = open_link(lang, ds="shapes10", section="loader", batch="100", shuffle="0", drop_last="1", split="train")
+    assert_clean(at)
+    assert not at.warning
+    assert _picked(at) == "shapes10" and at.selectbox(key=f"data.dataset.{lang}").value == "shapes10"
+    assert at.segmented_control(key="data.section").value == "loader"
+    assert at.number_input(key="data.batch_size").value == 100 and at.toggle(key="data.shuffle").value is False
+    assert [m.value for m in at.metric][:3] == ["5,000", "50", "100"]  # 5,000 training images / 100
+    printed = "\n".join(c.value for c in at.code)
+    assert "DataLoader(train_data, batch_size=100, shuffle=False, num_workers=0, drop_last=True)" in printed
+    assert at.query_params["batch"] == "100" and at.query_params["split"] == "train"  # the URL keeps it
+
+
+def test_a_link_opens_the_transforms_with_its_pipeline(lang):
+    tf = "resize_40x48-totensor-normalize_0.4x0.4x0.4_s0.2x0.2x0.2"
+    at = open_link(lang, section="transforms", tf=tf, sample="3", draws="2")
+    assert_clean(at)
+    assert not at.warning
+    assert at.number_input(key="data.tf_index").value == 3 and at.number_input(key="data.tf_draws").value == 2
+    printed = "\n".join(c.value for c in at.code)
+    assert "torch.Size([3, 40, 48])" in printed and "v2.Resize((40, 48))" in printed
+    assert "v2.Normalize([0.4, 0.4, 0.4], [0.2, 0.2, 0.2])" in printed
+    assert at.radio(key=f"data.tf_2_preset.{lang}").value == "custom"  # the link's own mean and std
+    assert at.query_params["tf"] == tf
+
+
+HOSTILE_QUERIES = [
+    {"tf": "resize_0-totensor"}, {"tf": "<script>alert(1)</script>", "section": "transforms"},
+    {"section": "loader", "batch": "-1"}, {"ds": "shapes10", "index": "99999"}, {"ds": "user"},
+    {"tf": "totensor-" * 400},
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE_QUERIES, ids=lambda q: ",".join(q))
+def test_a_hostile_link_gives_a_message_and_the_defaults(lang, query):
+    at = open_link(lang, **query)
+    assert_clean(at)
+    assert len(at.warning) == 1 and at.warning[0].value.startswith(catalog()["link.bad"][lang])
+    assert at.segmented_control(key="data.section").value == "torchvision"
+    assert _picked(at) == DEFAULT_DATASET
+    assert all(at.query_params.get(name) != value for name, value in query.items())  # the URL drops it
+    _section(at, "transforms")
+    assert "tf" not in at.query_params and any("v2.Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])" in c.value
+                                                for c in at.code)  # the course's pipeline
+
+
+def test_the_url_follows_the_widgets_and_keeps_them_across_sections(lang):
+    at = _section(new_app(lang, PAGE), "loader")
+    at.number_input(key="data.batch_size").set_value(100).run()
+    assert at.query_params["batch"] == "100" and at.query_params["section"] == "loader"
+    _section(at, "transforms")
+    assert at.query_params["batch"] == "100"  # another section shown: the DataLoader settings stay
+    at.selectbox(key=f"data.tf_add_kind.{lang}").set_value("RandomCrop").run()
+    at.button(key="data.tf_add").click().run()
+    assert T.read_pipeline(at.query_params["tf"]) == (*T.COURSE_PIPELINE, T.Step.make("RandomCrop"))
+    assert any("/data?" in c.value and "batch=100" in c.value and "tf=totensor-normalize" in c.value
+               for c in at.code)  # "Copy link"
+    at.button(key="data.tf_reset").click().run()
+    assert "tf" not in at.query_params
+    _section(at, "loader")
+    assert at.number_input(key="data.batch_size").value == 100
+
+
+def test_a_link_survives_a_page_switch(lang):
+    at = open_link(lang, section="loader", batch="100")
+    at.switch_page("app_pages/home.py").run()
+    for name in list(at.query_params):  # a browser's page switch drops the query string
+        if name != "lang":
+            at.query_params.pop(name)
+    at.switch_page(PAGE).run()
+    assert_clean(at)
+    assert at.segmented_control(key="data.section").value == "loader"  # the last settings are put back
+    assert at.number_input(key="data.batch_size").value == 100 and at.query_params["batch"] == "100"
+
+
+def test_the_students_own_dataset_never_goes_in_the_link(lang):
+    entries = {f"{label}/{i}.png": _png((i * 40, 0, 0)) for label in ("ants", "bees") for i in range(5)}
+    at = _section(new_app(lang, PAGE), "dataset")
+    at.file_uploader(key="data.zip").set_value(("mine.zip", _zip(entries), "application/zip")).run()
+    assert _picked(at) == "user"
+    assert "ds" not in at.query_params and not any("mine" in str(v) for v in at.query_params.values())

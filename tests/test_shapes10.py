@@ -2,6 +2,7 @@
 import torch
 
 from dl_core import shapes10
+from dl_core.i18n import text
 
 
 def test_shapes_dtype_and_balanced_labels():
@@ -50,5 +51,7 @@ def test_the_shape_stands_out_from_its_background():
 
 
 def test_class_names_in_both_languages():
-    assert len(shapes10.CLASSES) == len(shapes10.CLASSES_ZH) == 10
-    assert len(set(shapes10.CLASSES)) == 10 and len(set(shapes10.CLASSES_ZH)) == 10
+    zh = [text(shapes10.CLASS_KEYS[c], "zh") for c in shapes10.CLASSES]
+    assert len(shapes10.CLASSES) == len(zh) == 10
+    assert len(set(shapes10.CLASSES)) == 10 and len(set(zh)) == 10
+    assert [text(shapes10.CLASS_KEYS[c], "en") for c in shapes10.CLASSES] == list(shapes10.CLASSES)

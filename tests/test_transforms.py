@@ -145,3 +145,37 @@ def test_open_image_converts_rgba_and_rejects_junk():
     with pytest.raises(CourseError) as exc:
         open_image(b"x" * 100, max_bytes=10)
     assert exc.value.code == "image.too_big"
+
+
+def _array(value) -> np.ndarray:
+    return value.numpy() if isinstance(value, torch.Tensor) else np.array(value)
+
+
+def test_every_kind_names_its_strings_and_its_code_builds_the_same_transform(img):
+    from dl_core.i18n import has
+    from dl_core.seeding import seeded
+    from dl_core.transforms import KIND_TABLE
+
+    x = compose([Step.make("ToTensor")])(img)
+    for kind in KIND_TABLE:
+        assert has(kind.title_key), kind.name
+        step = Step.make(kind.name)
+        written = eval(f"v2.Compose([{step.code()}])", {"v2": v2, "torch": torch})  # the generated code's line
+        source = img if kind.name in ("ToTensor", "Grayscale") else x
+        with seeded(0):
+            expected = _array(step.build()(source))
+        with seeded(0):
+            assert np.array_equal(_array(written(source)), expected), kind.name
+
+
+def test_float_arguments_are_kept_to_six_decimals_and_limits_are_the_registrys():
+    assert Step.make("RandomHorizontalFlip", p=0.15000000000000002).kwargs["p"] == 0.15
+    assert Step.make("Resize", size=[7]).kwargs["size"] == 7
+    assert Step.make("Resize", size=[7, 9]).kwargs["size"] == (7, 9)
+    for bad in ({"p": True}, {"p": float("nan")}, {"p": "0.5"}, {"p": -0.1}):
+        with pytest.raises(CourseError) as exc:
+            Step.make("RandomHorizontalFlip", **bad)
+        assert exc.value.code == "tf.bad_arg"
+    with pytest.raises(CourseError) as exc:
+        Step.make("Resize", sizes=3)
+    assert exc.value.code == "tf.bad_arg"

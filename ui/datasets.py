@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import streamlit as st
 
-from dl_core.datasets import DATASETS, FolderDataset, TensorImageDataset, data_dir, is_prepared, load_dataset
+from dl_core.datasets import (DATASETS, FolderDataset, TensorImageDataset, data_dir, display_classes, is_prepared,
+                              load_dataset)
 from dl_core.errors import CourseError
 from ui import state
-from ui.i18n import error_text, t
+from ui.i18n import error_text, lang, t
 
 USER = "user"  # ui.state.dataset_name() when the student's own dataset is selected
 USER_KEY = "data.user_dataset"  # session state: the student's FolderDataset (not a widget key)
@@ -103,3 +105,58 @@ def current_title() -> str:
         return user.source if user is not None else t("data.user_title")
     info = DATASETS.get(name)
     return info.title if info is not None else name
+
+
+def choice_label(name: str) -> str:
+    """A dataset as the picker names it, in the user's language."""
+    if name == USER:
+        own = user_dataset()
+        return t("data.choice.user", source=own.source if own else "")
+    return t(DATASETS[name].choice_key)
+
+
+def class_names(ds: TensorImageDataset) -> list[str]:
+    """The dataset's class names in the user's language (a student's own folder names as they are)."""
+    return display_classes(ds.classes, lang())
+
+
+# ---- pictures
+
+def big(arr: np.ndarray, target: int = 128) -> np.ndarray:
+    """Nearest-neighbour upscale of a small uint8 HWC picture, so 32×32 pixels stay sharp."""
+    k = max(1, target // max(arr.shape[0], arr.shape[1]))
+    return arr.repeat(k, axis=0).repeat(k, axis=1) if k > 1 else arr
+
+
+def uint8_hwc(x) -> np.ndarray:
+    """A dataset's uint8 [C, H, W] picture as uint8 HWC RGB (one channel repeated three times)."""
+    arr = x.permute(1, 2, 0).numpy()
+    return np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else arr
+
+
+def chw_to_hwc(x) -> np.ndarray:
+    """uint8 or 0..1 float CHW tensor → uint8 HWC RGB array for st.image."""
+    arr = x.detach().float()
+    if arr.max() > 1.5:
+        arr = arr / 255
+    arr = arr.clamp(0, 1)
+    if arr.shape[0] == 1:
+        arr = arr.expand(3, -1, -1)
+    return (arr.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def image_grid(pictures, labels: list[str], columns: int = 8, target: int = 96) -> None:
+    """Pictures (uint8 HWC) in rows of `columns`, each captioned with its label."""
+    for start in range(0, len(labels), columns):
+        cols = st.columns(columns)
+        for col, img, label in zip(cols, pictures[start:start + columns], labels[start:start + columns]):
+            col.image(big(img, target), caption=label)
+
+
+def lang_key(key: str) -> str:
+    """A widget key per language for widgets whose option labels are translated.
+
+    Streamlit sends a selectbox's or radio's value as its label: after a language switch the old
+    label matches no option. A fresh widget per language starts from the workspace instead.
+    """
+    return f"{key}.{lang()}"

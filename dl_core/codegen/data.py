@@ -9,36 +9,29 @@ from __future__ import annotations
 from dl_core.datasets import DATASETS
 from dl_core.transforms import Step
 
-_USER = "user"
-
 
 def _imports(name: str, transforms: bool = True, loader: bool = False) -> list[str]:
+    info = DATASETS.get(name)
     lines = ["import torch"]
-    if name in DATASETS and DATASETS[name].torchvision_class:
-        lines.append("import torchvision")
+    if info is not None and info.torchvision_class:
+        lines += info.code_imports()
     if loader:
         lines.append("from torch.utils.data import DataLoader")
     if transforms:
         lines.append("from torchvision.transforms import v2")
-    if name in DATASETS and not DATASETS[name].torchvision_class:
-        lines += ["", "# Shapes-10 is built into PyTorch 课堂 / Torch Classroom: run this from the app's folder.",
-                  "from dl_core.datasets import load_dataset"]
+    if info is not None and not info.torchvision_class:
+        lines += info.code_imports()
     return lines
 
 
 def _dataset_line(var: str, name: str, train: bool, transform: str | None) -> str:
-    info = DATASETS[name]
-    tf = f", transform={transform}" if transform else ""
-    if info.torchvision_class is None:
-        return f'{var} = load_dataset("{name}", train={train}{tf})'
-    return (f'{var} = torchvision.datasets.{info.torchvision_class}("./dataset", train={train}{tf}, '
-            f"download=True)")
+    return f"{var} = {DATASETS[name].code(train, transform)}"
 
 
 def _compose(steps: list[Step], var: str = "dataset_transform") -> list[str]:
     lines = [f"{var} = v2.Compose(["]
     for step in steps:
-        note = "  # = transforms.ToTensor(): PIL HWC 0..255 → tensor CHW 0..1" if step.kind == "ToTensor" else ""
+        note = f"  # {step.entry.note}" if step.entry.note else ""
         lines.append(f"    {step.code()},{note}")
     lines.append("])")
     return lines
@@ -138,7 +131,7 @@ def transforms_code(steps: list[Step], name: str = "shapes10", index: int = 0) -
         "else:",
         '    print("PIL image, size:", out.size, "mode:", out.mode)',
     ]
-    if any(s.kind == "Normalize" for s in steps):
+    if any(s.kind == "Normalize" for s in steps):  # the page shows normalized pictures this way too
         lines += ["# To look at a normalized image, undo Normalize: x * std + mean (the course's img * 0.5 + 0.5)."]
     return "\n".join(lines) + "\n"
 

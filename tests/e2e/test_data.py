@@ -88,3 +88,44 @@ def test_offline_cifar10_message_in_the_browser(page, app_url):
     _wait_text(page, "cifar-10-python.tar.gz")
     _wait_text(page, "Still using the last dataset that loaded")
     screenshot(page, "data_offline_en")
+
+
+def test_a_data_link_opens_the_same_state_in_a_fresh_browser(page, app_url, browser):
+    """Issue 14: a teacher's link to a pipeline; the URL stays readable; "Copy link" opens the same page elsewhere."""
+    tf = "resize_40x48-totensor-normalize_0.5x0.5x0.5"
+    page.goto(f"{app_url}/data?lang=en&ds=shapes10-full&section=transforms&tf={tf}")
+    _wait_text(page, "torch.Size([3, 40, 48])")
+    wait_for_app(page)
+    assert f"tf={tf}" in page.url  # nothing escaped: a link a teacher can read on a slide
+    page.get_by_text("6 DataLoader", exact=True).first.click()
+    _wait_text(page, "The first batch of two epochs, side by side")
+    wait_for_app(page)
+    page.wait_for_function("() => location.search.includes('section=loader')")
+    assert f"tf={tf}" in page.url  # the pipeline stays in the link while another section is shown
+    page.get_by_role("button", name="Copy link").click()
+    link = page.locator("[data-testid='stPopoverBody'] code").first
+    link.wait_for(timeout=10_000)
+    url = link.inner_text().strip()
+    assert url.startswith(app_url) and "/data?" in url and "section=loader" in url and f"tf={tf}" in url
+    screenshot(page, "data_link_en")
+
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1000})
+    other = fresh.new_page()
+    other.set_default_timeout(90_000)  # a second browser session starting while the machine is busy
+    try:
+        other.goto(url)
+        _wait_text(other, "\n157\n")  # Shapes-10 full's test split in batches of 64, as in the course
+        wait_for_app(other)
+        assert other.locator("[data-testid='stAlertContentWarning']").count() == 0  # nothing wrong with the link
+        other.get_by_text("4 Transforms", exact=True).first.click()
+        _wait_text(other, "torch.Size([3, 40, 48])")  # the same pipeline
+    finally:
+        fresh.close()
+
+
+def test_a_hostile_data_link_is_a_message_and_the_defaults(page, app_url):
+    page.goto(f"{app_url}/data?lang=en&section=transforms&tf=%3Cscript%3Ealert(1)%3C%2Fscript%3E&batch=-1")
+    page.get_by_text("Something in this link's settings is wrong").first.wait_for(timeout=SLOW)
+    _wait_text(page, "Samples of every class")  # the default section
+    wait_for_app(page)
+    assert "script" not in page.url and "batch" not in page.url
