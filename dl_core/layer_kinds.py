@@ -421,6 +421,8 @@ KINDS: dict[str, LayerKind] = {k.name: k for k in (
     _kind("LeakyReLU", "leakyrelu", (_a("negative_slope", float, code="slope", label="model.arg.negative_slope"),
                                      INPLACE),
           edit=("negative_slope",), start={"negative_slope": 0.01}),
+    _kind("ELU", "elu", (_a("alpha", float, code="alpha", label="model.arg.alpha"), INPLACE),
+          edit=("alpha",), start={"alpha": 1.0}),
     _kind("Dropout", "dropout", (_a("p", float, code="p", label="model.arg.p"), INPLACE), _dropout_shape,
           edit=("p",), start={"p": 0.5}),
     _kind("BatchNorm2d", "batchnorm", (_a("num_features", int, minimum=1, label="model.arg.num_features"),
