@@ -123,3 +123,25 @@ def test_todays_lessons_link_to_pages_in_a_set_state(lang):
         assert lesson.text("title", lang) in text
         assert link.proto.page == BY_URL[lesson.page].url_path or link.proto.page.endswith(lesson.page)
         assert dict(parse_qsl(link.proto.query_string)) == lesson.settings
+
+
+def test_every_shipped_lesson_opens_its_page_without_a_warning():
+    """Each lesson's link, opened like a click on the course map: its page applies it, no 'bad link' message."""
+    from dl_core import pagelinks
+    from dl_core.presets import DEFAULT_DIR, load_lessons
+    from ui.pages import BY_URL
+
+    lessons, _ = load_lessons(DEFAULT_DIR, "*")
+    for lesson in lessons:
+        at = new_app("en")
+        for name, value in lesson.settings.items():
+            at.query_params[name] = value
+        at.switch_page(BY_URL[lesson.page].file)
+        at.run(timeout=90)
+        assert_clean(at)
+        warnings = " ".join(str(w.value) for w in at.warning)
+        assert "link's settings is wrong" not in warnings, (lesson.name, warnings)
+        # the page took the settings and keeps them in its URL (which leaves out defaults, so compare values)
+        shown = {k: v for k, v in at.query_params.items() if k != "lang"}
+        now, wanted = pagelinks.read(lesson.page, shown)[0], pagelinks.read(lesson.page, lesson.settings)[0]
+        assert {n: now[n] for n in lesson.settings} == {n: wanted[n] for n in lesson.settings}, lesson.name
