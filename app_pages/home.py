@@ -1,7 +1,10 @@
 """Home: the course map. Today's lessons (a teacher's links), then every step of the course with the page
 that teaches it, in both languages."""
+import functools
+
 import streamlit as st
 
+from dl_core.notebooks import MIME, course_notebook
 from dl_core.presets import Lesson, load_lessons
 from ui.i18n import error_text, lang, prose, t
 from ui.pages import BY_URL
@@ -71,6 +74,21 @@ def lesson_link(lesson: Lesson) -> None:
                         query_params=lesson.settings)
 
 
+@functools.lru_cache(maxsize=2)  # one per language: the same for every student
+def course_notebook_bytes(language: str) -> bytes:
+    return course_notebook(language)
+
+
+def take_home() -> None:
+    """The whole course as one notebook, to run at home or in a hosted notebook service."""
+    with st.container(border=True, key="home.notebook"):
+        left, right = st.columns([3, 2], vertical_alignment="center")
+        left.markdown(f"**{t('home.notebook')}**  \n{t('home.notebook_what')}")
+        right.download_button(t("notebook.download"), functools.partial(course_notebook_bytes, lang()),
+                              file_name=t("home.notebook_file"), mime=MIME, key="home.notebook_download",
+                              icon=":material/description:", on_click="ignore")
+
+
 def course_map() -> None:
     st.subheader(t("home.map"))
     for number, name, what, url_path in STEPS:
@@ -84,3 +102,4 @@ def course_map() -> None:
 intro()
 todays_lessons()
 course_map()
+take_home()

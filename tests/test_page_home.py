@@ -145,3 +145,22 @@ def test_every_shipped_lesson_opens_its_page_without_a_warning():
         shown = {k: v for k, v in at.query_params.items() if k != "lang"}
         now, wanted = pagelinks.read(lesson.page, shown)[0], pagelinks.read(lesson.page, lesson.settings)[0]
         assert {n: now[n] for n in lesson.settings} == {n: wanted[n] for n in lesson.settings}, lesson.name
+
+
+
+def test_the_whole_course_notebook_is_offered(lang):
+    """Issue 14: one whole-course notebook, in the user's language, from the course map."""
+    import nbformat
+
+    from dl_core.notebooks import course_notebook
+
+    at = new_app(lang)
+    buttons = [b for b in at.get("download_button") if b.proto.id and "home.notebook_download" in b.proto.id]
+    assert len(buttons) == 1
+    assert buttons[0].proto.label == {"zh": "下载 Notebook (.ipynb)", "en": "Download notebook (.ipynb)"}[lang]
+    notebook = nbformat.reads(course_notebook(lang).decode("utf-8"), as_version=4)
+    nbformat.validate(notebook)
+    markdown = " ".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    assert {"zh": "完整课程", "en": "the whole course"}[lang] in markdown
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert "from dl_core" not in code and "nn.Sequential(" in code and "torch.save(" in code
