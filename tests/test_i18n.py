@@ -119,3 +119,12 @@ def test_every_key_used_in_dl_core_exists():
         used |= set(re.findall(r"""\btext\(\s*["']([a-z0-9_.]+)["']""", path.read_text(encoding="utf-8")))
     missing = sorted(k for k in used if k not in catalog())
     assert not missing, missing
+
+
+def test_every_catalog_entry_is_used():
+    """Issue 13 (dead code): an entry no code names is a string nobody sees, or a key someone misspelt."""
+    code = "\n".join(p.read_text(encoding="utf-8") for p in _sources())
+    raised = set(re.findall(r"""(?:CourseError|__init__)\(\s*["']([a-z0-9_.]+)["']""", code))
+    unused = sorted(k for k in catalog() if not (k.startswith("error.") and k[6:] in raised)
+                    and f'"{k}"' not in code and f"'{k}'" not in code)
+    assert not unused, unused
