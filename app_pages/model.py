@@ -458,7 +458,7 @@ def code_section(shape: tuple[int, int, int]) -> None:
 def maps_image(shape: tuple[int, int, int]):
     """The picture to send through the network: a test sample, an upload or the last predicted one.
     Returns (uint8 [C, H, W] or None, class names or None)."""
-    seen = st.session_state.get("predict.last_image")
+    seen = state.seen_image()  # the last picture the Predict page fed the network
     seen = seen if seen is not None and tuple(seen.shape) == tuple(shape) else None
     sources = ["sample", "upload"] + (["predict"] if seen is not None else [])
     source = st.radio(t("model.maps_source"), sources, format_func={s: t(v) for s, v in MAPS_SOURCES.items()}.get,

@@ -161,8 +161,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from dl_core import checkpoint
     from dl_core.datasets import load_dataset
-    from dl_core.jobs import TensorBoardLog
+    from dl_core.jobs import History, TensorBoardLog
     from dl_core.models import preset
+    from dl_core.students import run_summary
     from dl_core.training import preprocessing_for, seeded_model, train, tune_allocator
 
     tune_allocator()
@@ -178,8 +179,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = seeded_model(spec, config.seed)
     board = TensorBoardLog(args.tensorboard) if args.tensorboard else None
     console = _Console(config.epochs, args.quiet)
+    history = History()
     try:
         for event in train(model, train_set, test_set, config):
+            history.add(event)
             if board is not None:
                 board.add(event)
             console.show(event)
@@ -189,18 +192,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if board is not None:
             board.close()
-    done, last_epoch = console.done, console.last_epoch
+    done = console.done
     assert done is not None
     print(f"\n{done.status} ({done.reason}) after {done.epochs_done} epochs, {done.steps} steps, "
           f"{done.seconds:.1f} s on {done.device}" + (f": {done.message}" if done.message else ""), file=out)
     if done.status == "failed" or done.epochs_done == 0:
         return 1
-    history = {"epochs": done.epochs_done, "test_accuracy": done.test_accuracy, "status": done.status,
-               "config": config.to_dict(),
-               "test_loss_total": None if last_epoch is None else last_epoch.test_loss_total}
+    summary = run_summary(config, history, done.epochs_done, done.test_accuracy, done.status)  # as the page writes
     model = model.cpu()
     path = checkpoint.save(args.out, model, spec, train_set.classes, preprocessing_for(train_set, config),
-                           args.dataset, history)
+                           args.dataset, summary)
     print(f"saved {path}", file=out)
     print(f"test_accuracy={done.test_accuracy:.4f}")
     return 0

@@ -358,7 +358,7 @@ def is_prepared(name: str, train: bool = True, *, root: Path | None = None) -> b
 # ---------------------------------------------------------------------------------------------
 # The course's own Dataset: one folder per label (hymenoptera: train/ants, train/bees)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")  # what dl_core.images decodes
+IMAGE_SUFFIXES = images.SUFFIXES  # what dl_core.images decodes (its one list)
 
 
 @dataclass(frozen=True)

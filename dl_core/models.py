@@ -70,6 +70,11 @@ class ModelSpec:
 
     layers: tuple[LayerSpec, ...]
 
+    @property
+    def named(self) -> bool:
+        """Every layer has a name: the OrderedDict form (`nn.Sequential(OrderedDict(conv1=...))`)."""
+        return bool(self.layers) and all(layer.name for layer in self.layers)
+
     def to_dict(self) -> dict[str, Any]:
         return {"layers": [layer.to_dict() for layer in self.layers]}
 
@@ -164,7 +169,7 @@ def build_model(spec: ModelSpec) -> nn.Sequential:
     if not spec.layers:
         raise CourseError("model.empty", "the network has no layers")
     modules = [build_layer(layer) for layer in spec.layers]
-    if all(layer.name for layer in spec.layers):
+    if spec.named:
         return nn.Sequential(OrderedDict((layer.name, m) for layer, m in zip(spec.layers, modules)))
     return nn.Sequential(*modules)
 
@@ -285,7 +290,7 @@ class LayerShape:
 
 
 def _layer_names(spec: ModelSpec) -> list[str]:
-    if spec.layers and all(x.name for x in spec.layers):
+    if spec.named:
         return [str(x.name) for x in spec.layers]
     return [str(i) for i in range(len(spec.layers))]
 

@@ -7,7 +7,7 @@ from dl_core.models import ModelSpec
 
 def imports_for(spec: ModelSpec) -> str:
     """The import lines a script with this spec's `class Tudui` needs (OrderedDict for the named form)."""
-    return imports(bool(spec.layers) and all(layer.name for layer in spec.layers))
+    return imports(spec.named)
 
 
 def save_code(spec: ModelSpec, path1: str = "tudui_method1.pth", path2: str = "tudui_method2.pth") -> str:

@@ -24,7 +24,7 @@ def tudui_class(spec: ModelSpec, ordered: bool | None = None) -> str:
     None picks it when every layer has a name.
     """
     if ordered is None:
-        ordered = bool(spec.layers) and all(layer.name for layer in spec.layers)
+        ordered = spec.named
     if ordered:
         names = [layer.name or f"layer{i}" for i, layer in enumerate(spec.layers)]
         body = "\n".join(f"            ({name!r}, {layer_code(layer)})," for name, layer in zip(names, spec.layers))
