@@ -44,6 +44,22 @@ def new_app(lang: str = "zh", page: str | None = None, timeout: float = 30):
     return at
 
 
+def open_link(lang: str, page: str, timeout: float = 30, **query: str):
+    """The app opened from a link to `page` (its query in the URL before the first run), in `lang`."""
+    from streamlit.testing.v1 import AppTest
+
+    from ui.warmup import warm_up
+
+    warm_up()
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.session_state["lang"] = lang
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.switch_page(page)
+    at.run()
+    return at
+
+
 def assert_clean(at) -> None:
     """No exception element and no untranslated key (⟦key⟧) anywhere on the page."""
     assert not at.exception, [e.value for e in at.exception]

@@ -11,7 +11,7 @@ from dl_core import datasets as D
 from dl_core import transforms as T
 from ui.i18n import catalog
 from ui.state import DEFAULT_DATASET
-from tests.conftest import assert_clean, new_app
+from tests.conftest import open_link as conftest_open_link, assert_clean, new_app
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -221,12 +221,7 @@ PAGE = "app_pages/data.py"
 
 def open_link(lang: str, **query: str):
     """The app opened on the data page with `query` in its URL (a teacher's link)."""
-    at = new_app(lang)
-    for name, value in query.items():
-        at.query_params[name] = value
-    at.switch_page(PAGE)
-    return at.run()
-
+    return conftest_open_link(lang, PAGE, **query)
 
 def test_a_link_opens_the_dataloader_with_its_settings(lang):
     at = open_link(lang, ds="shapes10", section="loader", batch="100", shuffle="0", drop_last="1", split="train")

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.conftest import assert_clean, new_app
+from tests.conftest import open_link as conftest_open_link, assert_clean, new_app
 from ui.i18n import catalog
 
 PAGE = "app_pages/layers.py"
@@ -211,12 +211,7 @@ def test_upload_a_picture_and_a_bad_file(at, lang):
 
 def open_link(lang: str, **query: str):
     """The app opened on the layers page with `query` in its URL (a teacher's link)."""
-    at = new_app(lang)
-    for name, value in query.items():
-        at.query_params[name] = value
-    at.switch_page(PAGE)
-    return at.run()
-
+    return conftest_open_link(lang, PAGE, **query)
 
 def torch_output(at) -> str:
     return next(c.value for c in at.code if c.value.startswith("F.conv2d(...) ="))

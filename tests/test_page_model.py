@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dl_core.checkpoint import Checkpoint
 from dl_core.models import build_model, course_cnn, preset
-from tests.conftest import assert_clean, new_app
+from tests.conftest import open_link, assert_clean, new_app
 
 PAGE = "app_pages/model.py"
 
@@ -298,20 +298,7 @@ def test_dropout_and_avgpool_in_the_builder(lang):
 # ---- The network as a link (issue 14) ---------------------------------------------------------------------
 def link_app(lang: str, **query: str):
     """The builder opened from a link: the query is in the URL before the first run."""
-    from streamlit.testing.v1 import AppTest
-
-    from tests.conftest import APP
-    from ui.warmup import warm_up
-
-    warm_up()
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.session_state["lang"] = lang
-    for name, value in query.items():
-        at.query_params[name] = value
-    at.switch_page(PAGE)
-    at.run()
-    return at
-
+    return open_link(lang, PAGE, **query)
 
 def _query(at, name: str):
     value = at.query_params.get(name)

@@ -9,7 +9,7 @@ import pytest
 
 from dl_core.models import PRESETS
 from dl_core.training import OPTIMIZERS
-from tests.conftest import assert_clean, new_app
+from tests.conftest import open_link, assert_clean, new_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,20 +149,7 @@ def test_limits_in_force_are_shown(lang):
 # ---- The recipe as a link (issue 14) -----------------------------------------------------------------------
 def link_app(lang: str, **query: str):
     """The Train page opened from a link: the query is in the URL before the first run."""
-    from streamlit.testing.v1 import AppTest
-
-    from tests.conftest import APP
-    from ui.warmup import warm_up
-
-    warm_up()
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.session_state["lang"] = lang
-    for name, value in query.items():
-        at.query_params[name] = value
-    at.switch_page("app_pages/train.py")
-    at.run()
-    return at
-
+    return open_link(lang, "app_pages/train.py", **query)
 
 def test_a_link_fills_in_the_form_and_starts_nothing(lang):
     at = link_app(lang, lr="0.1", optimizer="adam", batch="32", epochs="2", images="500", augment="1", normalize="1",

@@ -4,6 +4,7 @@ Skipped (with the reason) where Chromium or Playwright is missing; `.ci/run` ins
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -108,3 +109,23 @@ def screenshot(pg, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     pg.screenshot(path=str(path), full_page=False)
     return path
+
+
+def copied_link(pg) -> str:
+    """Press the page's "Copy link" and read the link its popover shows."""
+    pg.get_by_role("button", name="Copy link").click()
+    link = pg.locator("[data-testid='stPopoverBody'] code").first
+    link.wait_for(timeout=10_000)
+    return link.inner_text().strip()
+
+
+@contextlib.contextmanager
+def fresh_browser(browser):
+    """A second, empty browser session (no cookie, no state): a link opened by someone else."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    other = context.new_page()
+    other.set_default_timeout(90_000)  # a second browser session starting while the machine is busy
+    try:
+        yield other
+    finally:
+        context.close()

@@ -2,7 +2,7 @@
 import pytest
 
 from dl_core import datasets as D
-from tests.e2e.conftest import screenshot, wait_for_app
+from tests.e2e.conftest import copied_link, fresh_browser, screenshot, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -102,25 +102,17 @@ def test_a_data_link_opens_the_same_state_in_a_fresh_browser(page, app_url, brow
     wait_for_app(page)
     page.wait_for_function("() => location.search.includes('section=loader')")
     assert f"tf={tf}" in page.url  # the pipeline stays in the link while another section is shown
-    page.get_by_role("button", name="Copy link").click()
-    link = page.locator("[data-testid='stPopoverBody'] code").first
-    link.wait_for(timeout=10_000)
-    url = link.inner_text().strip()
+    url = copied_link(page)
     assert url.startswith(app_url) and "/data?" in url and "section=loader" in url and f"tf={tf}" in url
     screenshot(page, "data_link_en")
 
-    fresh = browser.new_context(viewport={"width": 1400, "height": 1000})
-    other = fresh.new_page()
-    other.set_default_timeout(90_000)  # a second browser session starting while the machine is busy
-    try:
+    with fresh_browser(browser) as other:
         other.goto(url)
         _wait_text(other, "\n157\n")  # Shapes-10 full's test split in batches of 64, as in the course
         wait_for_app(other)
         assert other.locator("[data-testid='stAlertContentWarning']").count() == 0  # nothing wrong with the link
         other.get_by_text("4 Transforms", exact=True).first.click()
         _wait_text(other, "torch.Size([3, 40, 48])")  # the same pipeline
-    finally:
-        fresh.close()
 
 
 def test_a_hostile_data_link_is_a_message_and_the_defaults(page, app_url):

@@ -1,7 +1,7 @@
 """The builder page in a real browser: build, break and fix the course network, in both languages."""
 import pytest
 
-from tests.e2e.conftest import screenshot, wait_for_app
+from tests.e2e.conftest import copied_link, fresh_browser, screenshot, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -103,25 +103,17 @@ def test_a_builder_link_rebuilds_the_same_network_in_a_fresh_browser(page, app_u
     made = page.get_by_text("Every shape fits").first.inner_text()
     assert "112,458" in made  # 79,328 in the convs + 1024×32+32 + 32×10+10
     assert "linear_1024_32-linear_32_10" in page.url and "lang=en" in page.url  # the URL follows the network
-    page.get_by_role("button", name="Copy link").click()
-    link = page.locator("[data-testid='stPopoverBody'] code").first
-    link.wait_for(timeout=10_000)
-    url = link.inner_text().strip()
+    url = copied_link(page)
     assert url.startswith(app_url) and "/model?" in url and "net=" in url
     screenshot(page, "model_link_en")
 
-    fresh = browser.new_context(viewport={"width": 1400, "height": 1000})
-    other = fresh.new_page()
-    other.set_default_timeout(90_000)  # a second browser session starting while the machine is busy
-    try:
+    with fresh_browser(browser) as other:
         other.goto(url)
         wait_for_app(other)
         other.get_by_text("Every shape fits").first.wait_for(timeout=60_000)
         assert other.get_by_text("Every shape fits").first.inner_text() == made
         assert other.locator("[class*='-Linear-out_features'] input").first.input_value() == "32"
         assert other.locator("[data-testid='stAlertContentWarning']").count() == 0  # nothing wrong with the link
-    finally:
-        fresh.close()
 
 
 def test_a_hostile_builder_link_is_a_message_and_the_course_network(page, app_url):
