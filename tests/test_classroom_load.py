@@ -68,4 +68,4 @@ def test_a_small_class_loads_pages_and_finishes_a_training():
     assert tr["first_progress_s"] is not None or tr["first_queue_s"] is not None  # the live section answered
     assert tr["live_updates"] >= 1 and res["trainings_without_update"] == 0
     assert res["trainings_finished"] == 1, tr  # one step of 64 images
-    assert res["server"]["samples"] > 5 and res["server"]["rss_max_mib"] > 100
+    assert res["server"]["samples"] >= 2 and res["server"]["rss_max_mib"] > 100  # sampled (1 a second) while it ran
