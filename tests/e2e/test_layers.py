@@ -14,7 +14,7 @@ def cells(page, grid: str) -> list[str]:
     )
 
 
-def wait_cells(page, grid: str, expected: list[str]) -> None:
+def wait_cells(page, grid: str, expected: list[str], timeout: int = 40_000) -> None:
     page.wait_for_function(
         """([grid, expected]) => {
             const tds = [...document.querySelectorAll(`table[data-grid='${grid}'] td`)];
@@ -22,7 +22,7 @@ def wait_cells(page, grid: str, expected: list[str]) -> None:
             return JSON.stringify(got) === JSON.stringify(expected);
         }""",
         arg=[grid, expected],
-        timeout=40_000,
+        timeout=timeout,
     )
 
 
@@ -141,11 +141,26 @@ def edit_first_cell(page, text: str) -> None:
     wait_for_app(page)
 
 
+def edit_until(page, text: str, expected: list[str]) -> None:
+    """Edit the first cell until the output shows `expected`: a double-click on the data editor's canvas
+    is sometimes taken before the canvas is ready on a busy machine (seen once in ~5 full runs), so the
+    edit is tried again, up to three times; the page's answer is what is asserted."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(2):
+        edit_first_cell(page, text)
+        try:
+            return wait_cells(page, "conv-output", expected, timeout=15_000)
+        except PlaywrightTimeout:
+            continue
+    edit_first_cell(page, text)
+    wait_cells(page, "conv-output", expected)
+
+
 def test_editing_the_grid(page, app_url):
     open_layers(page, app_url, "en")
     wait_cells(page, "conv-output", ["10"] + ["?"] * 8)
-    edit_first_cell(page, "3")
-    wait_cells(page, "conv-output", ["12"] + ["?"] * 8)
+    edit_until(page, "3", ["12"] + ["?"] * 8)
     page.get_by_text("3×1 + 2×2 + 0×1", exact=False).first.wait_for()
     edit_first_cell(page, "")
     page.get_by_text("input: row 1, column 1 is empty; put a number there.").wait_for()
