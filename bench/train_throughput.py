@@ -8,12 +8,15 @@ treatment (dl_core.devices.tune_allocator() once, for every variant):
   (a) course  — the course's step 17: torchvision-style dataset, per-image ToTensor, DataLoader(shuffle=True)
   (b) engine  — dl_core.training.train(...) iterated headless, precision="auto" (tuned once, fresh: no disk cache)
   (c) page    — the same engine as the Train page runs it: a request to a worker process
-                (dl_core.workers.ProcessBackend), polled every 0.25 s (`page_run`)
+                (dl_core.workers.ProcessBackend), polled every 0.25 s (`page_run`); the built-in dataset
+                travels by name with `train_subset=N` (the same first N images), as the page sends it
   (raw)       — plain PyTorch loops on preloaded tensors (float, index_select), one per candidate setting the
                 autotuner times here (fp32/bf16/tf32 × channels_last on/off); the best of them is "raw"
 
 Each variant trains one epoch over the same N images per round; rounds rotate the order (A B C R…, B C R… A, …)
-and the figure is the median images/s. The last three lines are exactly
+and each variant's figure is its median images/s. A shared VM's speed drifts by ±10 % from one second to the
+next, so every ratio is paired: taken within each round (the two variants measured seconds apart), and the
+median over the rounds is printed. The last three lines are exactly
 `engine_vs_course=<b/a>`, `page_vs_engine=<c/b>`, `engine_vs_raw=<b/best raw>`.
 """
 from __future__ import annotations
@@ -45,23 +48,33 @@ BATCH = 64
 LR = 0.01
 
 
-def load_images(n: int) -> tuple[TensorImageDataset, TensorImageDataset, str]:
-    try:
-        from dl_core.datasets import load_dataset
-        train_set = load_dataset("shapes10", train=True)
-        test_set = load_dataset("shapes10", train=False)
-        name = "shapes10"
-    except Exception:  # noqa: BLE001 - the bench still runs without the dataset module
-        g = torch.Generator().manual_seed(0)
-        train_set = TensorImageDataset(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
-                                       torch.randint(0, 10, (n,), generator=g), [str(i) for i in range(10)])
-        test_set = train_set
-        name = "random"
-    if len(train_set) < n:  # repeat to reach n images
-        reps = -(-n // len(train_set))
-        train_set = TensorImageDataset(train_set.images.repeat(reps, 1, 1, 1)[:n], train_set.targets.repeat(reps)[:n],
-                                       train_set.classes)
-    return train_set.subset(n), test_set.subset(BATCH), name
+class Images:
+    """The N training images every variant trains on, and how the page's request names them."""
+
+    def __init__(self, n: int) -> None:
+        try:
+            from dl_core.classroom import ClassroomConfig
+            from dl_core.datasets import data_dir, load_dataset
+            name = ClassroomConfig().default_dataset  # the Train page's default (CIFAR-sized Shapes-10)
+            full_train = load_dataset(name, train=True)
+            full_test = load_dataset(name, train=False)
+            self.name, self.root = name, data_dir()
+        except Exception:  # noqa: BLE001 - the bench still runs without the dataset module
+            g = torch.Generator().manual_seed(0)
+            full_train = TensorImageDataset(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
+                                            torch.randint(0, 10, (n,), generator=g), [str(i) for i in range(10)])
+            full_test = full_train
+            self.name, self.root = "random", None
+        if len(full_train) < n:  # repeat to reach n images: no longer the built-in dataset, the page ships tensors
+            reps = -(-n // len(full_train))
+            full_train = TensorImageDataset(full_train.images.repeat(reps, 1, 1, 1)[:n],
+                                            full_train.targets.repeat(reps)[:n], full_train.classes)
+            self.name, self.root = f"{self.name} repeated", None
+        self.full_train, self.full_test = full_train, full_test
+        self.train, self.test = full_train.subset(n), full_test.subset(BATCH)
+
+    def shipped_as(self) -> str:
+        return f"{self.name} by name" if self.root is not None else "tensors in the request (no built-in dataset)"
 
 
 def course_loop(train_set: TensorImageDataset, device: torch.device) -> float:
@@ -113,9 +126,10 @@ def engine(train_set: TensorImageDataset, test_set: TensorImageDataset, device: 
 _POOL = []  # the worker pool, started once (outside the timings), as the server starts it once
 
 
-def page_run(train_set: TensorImageDataset, test_set: TensorImageDataset, device: str, threads: int) -> float:
+def page_run(images: Images, n: int, device: str, threads: int) -> float:
     """(c) as the Train page runs a training: a request to a worker process (dl_core.workers.ProcessBackend,
-    the server's default), polled like the page (every 0.25 s); the dataset travels with the request.
+    the server's default), polled like the page (every 0.25 s). Built-in data travels by name as the page
+    sends it (`ui.jobs.start_job`: DataRef.of(name, ..., data_dir())); the worker reads it once and keeps it.
 
     The one place to change when the page's backend changes (anything with submit / events_since / join).
     """
@@ -125,8 +139,11 @@ def page_run(train_set: TensorImageDataset, test_set: TensorImageDataset, device
     if not _POOL:
         _POOL.append(ProcessBackend(max_jobs=1, cores=threads, nice=0))  # alone on the machine: no nice
         _POOL[0].wait_ready(120)
-    request = JobRequest(course_cnn(), engine_config(len(train_set), device),
-                         DataRef.of("bench", train_set, test_set, root=None))
+    if images.root is not None:
+        data = DataRef.of(images.name, images.full_train, images.full_test, images.root)
+    else:
+        data = DataRef.of("bench", images.train, images.test, root=None)
+    request = JobRequest(course_cnn(), engine_config(n, device), data)
     t0 = time.perf_counter()
     job = _POOL[0].submit(request)
     cursor = 0
@@ -176,20 +193,22 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     n = args.images or (1280 if args.quick else 6400)
-    rounds = args.rounds or (2 if args.quick else 4)
-    train_set, test_set, name = load_images(n)
+    rounds = args.rounds or (3 if args.quick else 5)
+    images = Images(n)
+    train_set, test_set = images.train, images.test
     dev = torch.device(args.device)
     settings = candidate_settings(dev.type)
     raw_names = [f"raw {s.label}" for s in settings]
     variants = {
         "course": lambda: course_loop(train_set, dev),
         "engine": lambda: engine(train_set, test_set, args.device),
-        "page": lambda: page_run(train_set, test_set, args.device, threads),
+        "page": lambda: page_run(images, n, args.device, threads),
         **{name: (lambda s=s: raw_loop(train_set, dev, s)) for name, s in zip(raw_names, settings)},
     }
     print(f"torch {torch.__version__}, device {args.device}, threads {threads}, "
           f"cpu capability {torch.backends.cpu.get_cpu_capability()}, tuned allocator {allocator}")
-    print(f"data {name}: {n} images per measurement, batch {BATCH}, SGD lr {LR}, {rounds} rounds interleaved")
+    print(f"data {images.name}: {n} images per measurement, batch {BATCH}, SGD lr {LR}, {rounds} rounds interleaved;"
+          f" the page's request carries {images.shipped_as()}")
     small = TensorImageDataset(train_set.images[:BATCH * 2], train_set.targets[:BATCH * 2], train_set.classes)
     clear_tuning_cache()
     starts: list[StartEvent] = []
@@ -201,7 +220,7 @@ def main() -> None:
     course_loop(small, dev)
     for s in settings:
         raw_loop(small, dev, s)  # warm-up: first-call costs (allocator, kernels) out of the timings
-    page_run(small, test_set, args.device, threads)  # the worker's first run tunes, as the server's first run does
+    page_run(images, BATCH * 2, args.device, threads)  # the worker's first run reads the data and tunes, as on a server
     rates: dict[str, list[float]] = {k: [] for k in variants}
     order = list(variants)
     for r in range(rounds):
@@ -214,9 +233,17 @@ def main() -> None:
     for k in order:
         print(f"{k:>26}: {med[k]:,.0f} images/s (median of {rounds})")
     print(f"best raw: {best_raw[4:]} ({med[best_raw]:,.0f} images/s); the engine used {tuned.tuned}")
-    print(f"engine_vs_course={med['engine'] / med['course']:.3f}")
-    print(f"page_vs_engine={med['page'] / med['engine']:.3f}")
-    print(f"engine_vs_raw={med['engine'] / med[best_raw]:.3f}")
+
+    def paired(a: str, b: str) -> float:
+        per_round = [x / y for x, y in zip(rates[a], rates[b])]
+        print(f"{a} / {b} per round: " + ", ".join(f"{r:.3f}" for r in per_round)
+              + f" (ratio of the medians {med[a] / med[b]:.3f})")
+        return statistics.median(per_round)
+
+    ratios = (("engine_vs_course", paired("engine", "course")), ("page_vs_engine", paired("page", "engine")),
+              ("engine_vs_raw", paired("engine", best_raw)))
+    for label, value in ratios:
+        print(f"{label}={value:.3f}")
 
 
 if __name__ == "__main__":

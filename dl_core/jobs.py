@@ -236,11 +236,14 @@ def drive(model: nn.Module, train_set: TensorImageDataset, test_set: TensorImage
         return stop()
 
     check()
+    saved = 0  # the epoch whose weights went out last: a finished run's are not serialized a second time
     try:
         for event in train(model, train_set, test_set, config, check):
             if isinstance(event, EpochEvent):
                 save_weights(event.epoch, state_dict_bytes(model))
-            elif isinstance(event, DoneEvent) and event.epochs_done > 0:
+                saved = event.epoch
+            elif isinstance(event, DoneEvent) and event.epochs_done > 0 and not (
+                    event.status == "finished" and event.epochs_done == saved):  # stopped mid-epoch: its weights now
                 save_weights(event.epochs_done, state_dict_bytes(model))
             emit(event)
     except Exception as exc:  # noqa: BLE001 - the page shows a failed run, never a traceback

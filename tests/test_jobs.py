@@ -194,3 +194,33 @@ def test_estimated_start_from_measured_speed(data):
     waiting.stop()
     wait_done(running)
     wait_done(waiting)
+
+
+def test_drive_sends_each_epochs_weights_once_and_a_stopped_runs_latest(data):
+    """A finished run's last epoch is serialized once; a run stopped mid-epoch sends the weights it has now."""
+    from dl_core.jobs import drive, state_dict_bytes
+
+    config = TrainConfig(epochs=2, batch_size=16, lr=0.05, log_every=4)
+    model = seeded_model(small_spec(), 0)
+    saved: list[tuple[int, bytes]] = []
+    events: list = []
+    drive(model, *data, config, stop=lambda: False, threads=lambda: None, emit=events.append,
+          save_weights=lambda epoch, blob: saved.append((epoch, blob)))
+    assert events[-1].status == "finished"
+    assert [epoch for epoch, _ in saved] == [1, 2]
+    assert saved[-1][1] == state_dict_bytes(model)  # the last weights sent are the model's final ones
+
+    model = seeded_model(small_spec(), 0)
+    saved.clear()
+    steps = [0]
+
+    def stop() -> bool:  # read before every step: stop five steps into epoch 2 (256 / 16 = 16 steps an epoch)
+        steps[0] += 1
+        return steps[0] > 16 + 5
+
+    events.clear()
+    drive(model, *data, config, stop=stop, threads=lambda: None, emit=events.append,
+          save_weights=lambda epoch, blob: saved.append((epoch, blob)))
+    assert events[-1].status == "stopped" and events[-1].epochs_done == 1
+    assert [epoch for epoch, _ in saved] == [1, 1]
+    assert saved[-1][1] != saved[0][1] and saved[-1][1] == state_dict_bytes(model)  # epoch 2's five steps kept
