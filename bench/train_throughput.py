@@ -193,7 +193,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     n = args.images or (1280 if args.quick else 6400)
-    rounds = args.rounds or (3 if args.quick else 5)
+    rounds = args.rounds or (3 if args.quick else 7)
     images = Images(n)
     train_set, test_set = images.train, images.test
     dev = torch.device(args.device)

@@ -161,11 +161,14 @@ class _Worker:
             args += ["--preload", *self.backend.preload]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        # Idle OpenMP threads spin only briefly, then sleep. Spinning without end (OMP_WAIT_POLICY=ACTIVE) on
+        # Idle OpenMP threads spin a while, then sleep. Spinning without end (OMP_WAIT_POLICY=ACTIVE) on
         # cores shared with the pages measured 15-20x slower; never spinning (PASSIVE) cost 12-20 % per step
-        # alone (1,880 vs 1,640 ms an epoch of 6,400 images, bf16, 2 threads, AMD EPYC AVX-512); a short spin
-        # (libgomp's GOMP_SPINCOUNT, LLVM/Intel OpenMP's KMP_BLOCKTIME in ms) measured as fast as the default.
-        env.setdefault("GOMP_SPINCOUNT", "10000")
+        # alone (1,880 vs 1,640 ms an epoch of 6,400 images, bf16, 2 threads, AMD EPYC AVX-512). libgomp's
+        # GOMP_SPINCOUNT counts `pause`s, whose length differs by CPU: 10,000 was as fast as the default on
+        # the AMD EPYC, but 3 % slower than 100,000 on an Intel Xeon with AMX (page/engine 0.952 vs 0.983,
+        # median of 20 paired runs); 100,000 left a class of 30 with 30 runs no slower (pages, live charts,
+        # every run done in 51 s). KMP_BLOCKTIME (ms) is the same for LLVM/Intel OpenMP builds of torch.
+        env.setdefault("GOMP_SPINCOUNT", "100000")
         env.setdefault("KMP_BLOCKTIME", "1")
         self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(ROOT), env=env,
                                         start_new_session=True)  # Ctrl-C reaches the server, which ends us
