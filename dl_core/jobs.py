@@ -242,8 +242,8 @@ def drive(model: nn.Module, train_set: TensorImageDataset, test_set: TensorImage
             if isinstance(event, EpochEvent):
                 save_weights(event.epoch, state_dict_bytes(model))
                 saved = event.epoch
-            elif isinstance(event, DoneEvent) and event.epochs_done > 0 and not (
-                    event.status == "finished" and event.epochs_done == saved):  # stopped mid-epoch: its weights now
+            elif isinstance(event, DoneEvent) and event.epochs_done > 0 and (
+                    event.status != "finished" or event.epochs_done != saved):  # stopped mid-epoch: its weights now
                 save_weights(event.epochs_done, state_dict_bytes(model))
             emit(event)
     except Exception as exc:  # noqa: BLE001 - the page shows a failed run, never a traceback
