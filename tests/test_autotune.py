@@ -124,10 +124,29 @@ def test_a_step_longer_than_the_budget_is_not_tuned(monkeypatch, tmp_path):
                  sgd, "k3", budget=0.2)
     assert (r.source, r.label, r.candidates) == ("unmeasured", "fp32 + channels_last", ())
     assert calls == ["fp32 + channels_last"]  # one step spent, no more
+    slow = fake_step(dict.fromkeys([s.label for s in FOUR], 0.3), calls=calls)
+    for _ in range(devices.TUNE_ATTEMPTS - 1):  # the next runs measure again (a busy moment passes)...
+        assert autotune(nn.Linear(2, 2), CPU, 32, slow, sgd, "k3", budget=0.2).source == "unmeasured"
+    assert len(calls) == devices.TUNE_ATTEMPTS
     again = autotune(nn.Linear(2, 2), CPU, 32, fake_step(dict.fromkeys([s.label for s in FOUR], 0.01)), sgd, "k3",
                      budget=0.2, cache_file=tmp_path / "autotune.json")
-    assert again.source == "memory" and again.label == "fp32 + channels_last"  # once per process...
-    assert not (tmp_path / "autotune.json").exists()  # ...but never on disk: another process measures again
+    assert again.source == "memory" and again.label == "fp32 + channels_last"  # ...a bounded number of times
+    assert not (tmp_path / "autotune.json").exists()  # and never on disk: another process measures again
+
+
+def test_a_measurement_cut_short_is_taken_again_by_the_next_run(monkeypatch, tmp_path):
+    """A fresh worker's first run on a busy server: cut short, fp32 used; the next run measures it properly."""
+    monkeypatch.setattr(devices, "candidate_settings", lambda device_type: FOUR)
+    cache = tmp_path / "autotune.json"
+    busy = autotune(nn.Linear(2, 2), CPU, 32, fake_step(dict.fromkeys([s.label for s in FOUR], 0.1)), sgd, "k7",
+                    budget=0.5, cache_file=cache)
+    assert busy.source == "partial" and not cache.exists()
+    costs = {"fp32 + channels_last": 0.02, "fp32": 0.04, "bf16 + channels_last": 0.008, "bf16": 0.03}
+    quiet = autotune(nn.Linear(2, 2), CPU, 32, fake_step(costs), sgd, "k7", budget=2.0, cache_file=cache)
+    assert quiet.source == "measured" and quiet.label == "bf16 + channels_last" and cache.exists()
+    calls: list[str] = []
+    later = autotune(nn.Linear(2, 2), CPU, 32, fake_step(costs, calls=calls), sgd, "k7", budget=2.0, cache_file=cache)
+    assert (later.source, later.label, calls) == ("memory", "bf16 + channels_last", [])  # complete: kept for good
 
 
 def test_settings_that_fail_here_are_skipped(monkeypatch):
