@@ -25,7 +25,7 @@ from torch import nn
 
 from dl_core.datasets import TensorImageDataset
 from dl_core.devices import (  # noqa: F401 - platform tuning lives in devices; these names stay importable here
-    DEVICE_CHOICES, DeviceChoice, Setting, TuneResult, autocast_context, autotune, choose_precision,
+    DEVICE_CHOICES, DeviceChoice, Setting, TuneResult, autocast_context, autotune, candidate_settings, choose_precision,
     clear_tuning_cache, cpu_has_fast_bf16, detect_device, math_context, precision_context, tune_allocator,
     tuning_cache_file, tuning_key,
 )
@@ -308,6 +308,28 @@ def seeded_model(spec: ModelSpec, seed: int) -> nn.Module:
     """build_model(spec) with weights initialised from `seed`, without disturbing anyone's global RNG."""
     with seeded(seed):  # nn.Module initialisation only takes the global RNG
         return build_model(spec)
+
+
+def warm_up_kernels(spec: ModelSpec, input_shape: tuple[int, ...], batch_size: int = 64) -> float:
+    """One course step of `spec` in every CPU setting the autotuner times, on a batch of zeros; returns seconds.
+
+    A new process pays first-call costs (kernel selection, JIT code) on its first steps; a worker does this
+    when it starts, so its first run's autotune times steps instead of start-up (a fresh worker measured
+    too slow to finish: fp32 chosen where bf16 is 2x faster). Touches no random generator.
+    """
+    start = time.perf_counter()
+    imgs = torch.zeros(batch_size, *input_shape)
+    targets = torch.zeros(batch_size, dtype=torch.int64)
+    model = seeded_model(spec, 0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    for setting in candidate_settings("cpu"):
+        try:
+            model.to(memory_format=setting.memory_format)
+            course_step(model, optimizer, imgs.contiguous(memory_format=setting.memory_format), targets,
+                        setting.precision)
+        except Exception:  # noqa: BLE001 - a setting this machine cannot run: the autotuner skips it too
+            continue
+    return time.perf_counter() - start
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -103,7 +103,8 @@ def worker_main(preload: tuple[str, str] | None = None, nice: int = 0) -> None:
     lock = threading.Lock()
     import torch
 
-    from dl_core.training import seeded_model, tune_allocator
+    from dl_core.models import course_cnn
+    from dl_core.training import seeded_model, tune_allocator, warm_up_kernels
 
     tune_allocator()
     try:
@@ -115,7 +116,8 @@ def worker_main(preload: tuple[str, str] | None = None, nice: int = 0) -> None:
     cache: dict[tuple[str, str], Any] = {}
     if preload is not None:
         try:
-            DataRef(preload[0], preload[1]).load(cache)  # the default dataset, read before the first run
+            train_set, _ = DataRef(preload[0], preload[1]).load(cache)  # the default dataset, before the first run
+            warm_up_kernels(course_cnn(), tuple(train_set.images.shape[1:]))  # first-call costs, before a run's tuning
         except Exception:  # noqa: BLE001 - not there yet: the first run reads it
             pass
     send(out, lock, ("ready", os.getpid()))

@@ -271,3 +271,20 @@ def test_the_cli_says_what_was_chosen_and_why():
     assert "measured earlier on this machine: fp32 + channels_last 3,110 img/s" in describe_tuning(cached)
     asked = dataclasses.replace(base, tuned="bf16", precision="bf16", channels_last=False, tune_source="requested")
     assert describe_tuning(asked) == "setting: bf16 (requested)"
+
+
+def test_warm_up_kernels_runs_every_setting_and_touches_no_rng(monkeypatch):
+    """A worker's start-up warm-up: each candidate setting stepped once; the global RNG untouched; never raises."""
+    from dl_core import training
+    from dl_core.models import course_cnn
+
+    monkeypatch.setattr(training, "candidate_settings", lambda device_type: FOUR)
+    seen: list[str] = []
+    real_step = training.course_step
+    monkeypatch.setattr(training, "course_step", lambda m, o, x, y, precision: seen.append(precision) or
+                        real_step(m, o, x, y, precision))
+    state = torch.random.get_rng_state()
+    assert training.warm_up_kernels(course_cnn(), (3, 32, 32), batch_size=4) > 0
+    assert seen == ["fp32", "fp32", "bf16", "bf16"]
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert training.warm_up_kernels(course_cnn(), (1, 28, 28), batch_size=4) >= 0  # a shape it cannot take: no error
