@@ -121,18 +121,20 @@ def test_autoplay_fills_cells_and_can_be_paused(page, app_url):
 def edit_first_cell(page, text: str) -> None:
     """Type into (or, with "", clear) the input grid's top-left cell.
 
-    st.data_editor draws on a canvas, so the cell is clicked by position.
+    st.data_editor draws on a canvas, so the cell is clicked by position; typing on a selected cell replaces
+    its number, as a student does it (a double-click + Ctrl+A left the old number in about half the runs on
+    an Intel Xeon VM: the grid took the Enter but not the text).
     """
     grid = page.locator("[data-testid='stDataFrame']").first
     grid.scroll_into_view_if_needed()
-    page.wait_for_timeout(1000)  # the data editor's canvas settles before it takes a double-click
+    page.wait_for_timeout(1000)  # the data editor's canvas settles before it takes a click
     box = grid.bounding_box()
     x, y = box["x"] + 26, box["y"] + 35 + 16  # below the header row, first column
     if text:
-        page.mouse.dblclick(x, y)
-        page.wait_for_timeout(600)
-        page.keyboard.press("Control+A")
+        page.mouse.click(x, y)
+        page.wait_for_timeout(300)
         page.keyboard.type(text)
+        page.wait_for_timeout(200)
         page.keyboard.press("Enter")
     else:
         page.mouse.click(x, y)
